@@ -1,0 +1,115 @@
+"""The model manifest: what every consumer of an exported model reads.
+
+`models/<name>.json` sits beside `models/<name>.onnx` and says how to feed the
+model (size, layout, normalisation), how to read its output, the threshold,
+and what it was trained on and measured at. No consumer hard-codes these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carmask.preprocess import Normalisation
+
+
+class ManifestError(RuntimeError):
+    """A manifest is missing, malformed, or does not match its model file."""
+
+
+@dataclass
+class InputSpec:
+    name: str = "image"
+    layout: str = "NHWC"
+    height: int = 256
+    width: int = 256
+    dtype: str = "float32"
+    channels: int = 3
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return Normalisation(self.scale, tuple(self.mean), tuple(self.std))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), Pillow's order."""
+        return (self.width, self.height)
+
+
+@dataclass
+class OutputSpec:
+    name: str = "mask"
+    activation: str = "sigmoid"  # "sigmoid": probabilities; "none": logits
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: str
+    file: str  # ONNX file name, relative to the manifest
+    sha256: str
+    created: str
+    source_commit: str = "unknown"
+    input: InputSpec = field(default_factory=InputSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    threshold: float = 0.5
+    architecture: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    speed: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def model_path(self) -> Path:
+        base = self.path.parent if self.path else Path(".")
+        return base / self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("path")
+        return data
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        self.path = path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(path: str | Path, verify: bool = True) -> Manifest:
+    """Read a manifest; with `verify`, check its model file exists and its sha256 matches."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise ManifestError(f"model manifest not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+        data["input"] = InputSpec(**data.get("input", {}))
+        data["output"] = OutputSpec(**data.get("output", {}))
+        manifest = Manifest(**data, path=path)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ManifestError(f"malformed manifest {path}: {exc}") from None
+    if verify:
+        model = manifest.model_path
+        if not model.is_file():
+            raise ManifestError(f"model file named by {path} not found: {model}")
+        actual = sha256_of(model)
+        if actual != manifest.sha256:
+            raise ManifestError(
+                f"sha256 of {model} is {actual}, but {path.name} says {manifest.sha256}: "
+                "the model file and its manifest do not belong together"
+            )
+    return manifest

@@ -1,0 +1,152 @@
+"""`carmask-predict`: photos on disk to masks on disk, offline, through the ONNX model.
+
+Photos (files, folders, globs) go through the model in batches; each mask is
+written as a PNG at the photo's own size (or an RGBA cutout, or an overlay
+preview). An unreadable photo is reported and skipped; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from carmask.imaging import ImageDecodeError, ImageTooLargeError, open_photo
+from carmask.inference import DEFAULT_MODEL, Segmenter
+from carmask.outputs import cutout_png, mask_png, overlay_jpeg
+from carmask.preprocess import load_for_model, probabilities_to_mask
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg"}
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files, folders (recursively) and glob patterns to a sorted, de-duplicated list of photos."""
+    found: set[Path] = set()
+    for item in inputs:
+        matches = [Path(p) for p in glob.glob(item, recursive=True)] or [Path(item)]
+        for path in matches:
+            if path.is_dir():
+                found.update(p for p in path.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+            else:
+                found.add(path)  # a missing file is reported by the run, not dropped silently
+    return sorted(found)
+
+
+def output_path(photo: Path, fmt: str, out_dir: Path | None, root: Path | None = None) -> Path:
+    name = photo.stem + FORMATS[fmt]
+    if out_dir is None:
+        return photo.with_name(name)
+    relative = photo.parent.relative_to(root) if root and photo.is_relative_to(root) else Path()
+    return out_dir / relative / name
+
+
+def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
+    """Encode one result; cutouts and overlays need the full-resolution photo."""
+    if fmt == "mask":
+        return mask_png(mask)
+    image = open_photo(photo_path).image
+    return cutout_png(image, mask) if fmt == "cutout" else overlay_jpeg(image, mask)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+@dataclass
+class PredictStats:
+    written: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "model": 0.0, "encode": 0.0})
+
+
+def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]
+
+
+def predict_paths(
+    segmenter: Segmenter,
+    photos: list[Path],
+    fmt: str = "mask",
+    out_dir: Path | None = None,
+    root: Path | None = None,
+    batch_size: int = 8,
+    threshold: float | None = None,
+    progress: bool = True,
+) -> PredictStats:
+    """Segment `photos` and write one output each; failures are collected, never raised."""
+    stats = PredictStats()
+    thr = segmenter.threshold if threshold is None else threshold
+    bar = tqdm(total=len(photos), unit="photo", disable=not progress)
+    for batch in _batches(photos, batch_size):
+        t0 = time.perf_counter()
+        loaded = []
+        for path in batch:
+            try:
+                loaded.append((path, *load_for_model(path, segmenter.input_size)))
+            except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
+                stats.failed[str(path)] = str(exc) or type(exc).__name__
+                bar.update(1)
+        t1 = time.perf_counter()
+        probs = segmenter.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
+        t2 = time.perf_counter()
+        for (path, _, photo), prob in zip(loaded, probs, strict=True):
+            mask = probabilities_to_mask(prob, photo.size, thr)
+            target = output_path(path, fmt, out_dir, root)
+            write_atomic(target, render(fmt, path, mask))
+            stats.written.append(target)
+            bar.update(1)
+        t3 = time.perf_counter()
+        for key, seconds in zip(("decode", "model", "encode"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            stats.seconds[key] += seconds
+    bar.close()
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="carmask-predict",
+        description="Segment car photos offline. Writes <photo>_mask.png (0 background, 255 car, at the photo's "
+        "size), or a cutout / overlay, beside each photo or into --out.",
+    )
+    parser.add_argument("inputs", nargs="+", help="photo files, folders, or glob patterns")
+    parser.add_argument("--out", type=Path, help="output folder (mirrors input folders); default: beside each photo")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="mask")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model manifest (.json) or .onnx")
+    parser.add_argument("--threshold", type=float, help="probability threshold (default: the manifest's)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
+    parser.add_argument("--providers", help="comma-separated onnxruntime providers (default: CUDA if present, CPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    photos = expand_inputs(args.inputs)
+    if not photos:
+        parser.error("no photos found in the given inputs")
+    root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
+    providers = args.providers.split(",") if args.providers else None
+    segmenter = Segmenter(args.model.with_suffix(".json"), providers, args.threads, args.flip_tta)
+    stats = predict_paths(
+        segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet
+    )
+    print(f"{len(stats.written)} written, {len(stats.failed)} failed", file=sys.stderr)
+    for path, reason in stats.failed.items():
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

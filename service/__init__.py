@@ -1,0 +1,1 @@
+"""The segmentation service: FastAPI over the shipped ONNX model (never TensorFlow)."""

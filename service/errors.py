@@ -1,0 +1,70 @@
+"""One error shape for every failure: HTTP status plus `{"error": code, "detail": text}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+
+log = logging.getLogger("carmask.service")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def error_body(code: str, detail: str) -> dict:
+    return {"error": code, "detail": detail}
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status)
+
+
+def classify(exc: Exception) -> APIError:
+    """Map a per-photo failure to its HTTP status and code."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, ImageTooLargeError):
+        return APIError(413, "image_too_large", str(exc))
+    if isinstance(exc, UnsupportedImageError):
+        return APIError(415, "unsupported_image", str(exc))
+    if isinstance(exc, ImageDecodeError):
+        return APIError(422, "corrupt_image", str(exc))
+    log.exception("unexpected failure", exc_info=exc)
+    return APIError(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", _validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        err = classify(exc)
+        return error_response(err.status, err.code, err.detail)

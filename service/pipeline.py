@@ -1,0 +1,123 @@
+"""Per-photo work of the service: bytes -> model input -> mask -> response body.
+
+Runs in worker threads, off the event loop. Decoding, the model call and
+encoding all release the GIL for most of their time, so a few workers keep
+both cores busy.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from carmask import rle
+from carmask.imaging import Photo, open_photo
+from carmask.inference import Segmenter
+from carmask.outputs import coverage, cutout_png, mask_png
+from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image, threshold_u8
+
+
+class MaskFormat(StrEnum):
+    png = "png"
+    rle = "rle"
+    cutout = "cutout"
+
+
+class BatchFormat(StrEnum):
+    json = "json"
+    zip = "zip"
+
+
+class MaskSize(StrEnum):
+    original = "original"
+    model = "model"
+
+
+@dataclass
+class Prepared:
+    """A decoded photo ready for the model."""
+
+    name: str
+    data: bytes
+    pixels: np.ndarray  # (h, w, 3) uint8 at the model's size
+    photo: Photo
+
+
+@dataclass
+class Result:
+    name: str
+    mask: np.ndarray  # 0/1 uint8 at the requested size
+    width: int  # the mask's size
+    height: int
+
+
+def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int) -> Prepared:
+    pixels, photo = load_for_model(data, segmenter.input_size, max_pixels)
+    return Prepared(name, data, pixels, photo)
+
+
+def run_model(segmenter: Segmenter, prepared: list[Prepared], timer=None) -> np.ndarray:
+    start = time.perf_counter()
+    prob = segmenter.probabilities(np.stack([p.pixels for p in prepared]))
+    if timer is not None:
+        timer.observe(time.perf_counter() - start)
+    return prob
+
+
+def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize) -> Result:
+    if size is MaskSize.model:
+        mask = threshold_u8(np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8), threshold)
+    else:
+        mask = probabilities_to_mask(prob, prepared.photo.size, threshold)
+    return Result(prepared.name, mask, mask.shape[1], mask.shape[0])
+
+
+def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
+    """RGBA cutout at the mask's size; decodes the photo at full resolution."""
+    if (result.width, result.height) == prepared.photo.size:
+        image = open_photo(prepared.data, max_pixels=max_pixels).image
+    else:
+        from PIL import Image
+
+        image = Image.fromarray(resize_image(prepared.photo.image, (result.width, result.height)))
+    return cutout_png(image, result.mask)
+
+
+def rle_entry(result: Result) -> dict:
+    return {
+        "name": result.name,
+        "width": result.width,
+        "height": result.height,
+        "rle": rle.encode(result.mask),
+        "coverage": round(coverage(result.mask), 6),
+    }
+
+
+def mask_file_name(photo_name: str) -> str:
+    return f"{Path(photo_name).stem or 'photo'}_mask.png"
+
+
+def zip_of_masks(results: list[Result], errors: list[dict]) -> bytes:
+    """PNG masks named after the photos, plus errors.json when some photos failed."""
+    import json
+
+    buf = io.BytesIO()
+    used: set[str] = set()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
+        for result in results:
+            name = mask_file_name(result.name)
+            stem, n = name[: -len("_mask.png")], 1
+            while name in used:  # two uploads with the same file name keep both masks
+                n += 1
+                name = f"{stem}_{n}_mask.png"
+            used.add(name)
+            zf.writestr(name, mask_png(result.mask))
+        if errors:
+            zf.writestr("errors.json", json.dumps(errors, indent=1))
+    return buf.getvalue()

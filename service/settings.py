@@ -1,0 +1,40 @@
+"""Service settings: environment variables prefixed `CARMASK_`, with defaults here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from carmask.inference import DEFAULT_MODEL
+
+MB = 1024 * 1024
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARMASK_", protected_namespaces=())
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: Path = Field(DEFAULT_MODEL, description="model manifest (.json) beside its .onnx file")
+    providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="onnxruntime providers, comma-separated; empty: CUDA if present, else CPU"
+    )
+    threads: int = Field(0, description="onnxruntime intra-op threads; 0: all cores")
+    inference_workers: int = Field(2, description="requests processed at once (decode, model, encode)")
+    model_batch_size: int = Field(16, description="photos per model call in /segment/batch")
+    flip_tta: bool = False
+    max_upload_bytes: int = Field(20 * MB, description="largest photo accepted, in bytes")
+    max_batch_bytes: int = Field(256 * MB, description="largest /segment/batch request, in bytes")
+    max_pixels: int = Field(50_000_000, description="largest photo accepted, in pixels (decompression bombs)")
+    max_batch_files: int = Field(32, description="most photos in one /segment/batch request")
+    log_level: str = "info"
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value

@@ -1,0 +1,100 @@
+"""Generated test fixtures: synthetic car photos and a tiny hand-built ONNX "segmenter".
+
+The ONNX model scores red-ness per pixel (sigmoid(20 * (2R - G - B) - 10)), so on
+a photo of a red rectangle on a grey background the true mask is known exactly.
+That lets tests check resizing, EXIF handling and formats without a trained net.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
+
+
+def red_box_photo(width: int = 480, height: int = 320, box=(0.25, 0.3, 0.75, 0.8)) -> tuple[Image.Image, np.ndarray]:
+    """A grey photo with a red box; returns (image, 0/1 mask of the box)."""
+    arr = np.full((height, width, 3), 150, np.uint8)
+    x0, y0, x1, y1 = int(box[0] * width), int(box[1] * height), int(box[2] * width), int(box[3] * height)
+    arr[y0:y1, x0:x1] = (220, 20, 30)
+    mask = np.zeros((height, width), np.uint8)
+    mask[y0:y1, x0:x1] = 1
+    return Image.fromarray(arr), mask
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: str = "NHWC") -> Path:
+    """Write `<name>.onnx` + `<name>.json` into `directory`; returns the manifest path."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = np.array([[40.0], [-20.0], [-20.0]], np.float32)
+    bias = np.array([-10.0], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["image", "w"], ["logit0"]),
+            helper.make_node("Add", ["logit0", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["mask"]),
+        ],
+        "red",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", "H", "W", 1])],
+        initializer=[onnx.numpy_helper.from_array(weights, "w"), onnx.numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_path = directory / f"{name}.onnx"
+    onnx.save(model, onnx_path)
+    manifest = Manifest(
+        name=name,
+        version="0.0.1",
+        file=onnx_path.name,
+        sha256=sha256_of(onnx_path),
+        created="2026-01-01T00:00:00+00:00",
+        input=InputSpec(layout=layout, height=size, width=size),
+        output=OutputSpec(),
+        threshold=0.5,
+        training={"data": "none: hand-built test model"},
+    )
+    path = directory / f"{name}.json"
+    manifest.save(path)
+    return path
+
+
+def rewrite_manifest(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def make_carvana(root: Path, cars: int = 4, views: int = 2, size=(64, 48), rle_only: bool = False) -> Path:
+    """A tiny folder in Kaggle's Carvana layout: red boxes ("cars") on grey photos."""
+    from carmask import rle as rle_codec
+
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    if not rle_only:
+        (root / "train_masks").mkdir(exist_ok=True)
+    rows = ["img,rle_mask"]
+    rng = np.random.default_rng(0)
+    for car in range(cars):
+        for view in range(1, views + 1):
+            x0, y0 = rng.uniform(0.1, 0.3, 2)
+            image, mask = red_box_photo(*size, box=(x0, y0, x0 + 0.5, y0 + 0.5))
+            name = f"{car:012x}_{view:02d}"
+            image.save(root / "train" / f"{name}.jpg", quality=95)
+            if not rle_only:
+                Image.fromarray(mask, "L").convert("P").save(root / "train_masks" / f"{name}_mask.gif")
+            rows.append(f"{name}.jpg,{rle_codec.encode(mask)}")
+    (root / "train_masks.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -1,0 +1,79 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError, open_photo
+from tests.fixtures import encode, red_box_photo
+
+
+def exif_rotated_jpeg(image: Image.Image, orientation: int) -> bytes:
+    """Store `image` rotated so that EXIF `orientation` turns it back upright."""
+    stored = {
+        6: image.transpose(Image.Transpose.ROTATE_90),
+        8: image.transpose(Image.Transpose.ROTATE_270),
+        3: image.transpose(Image.Transpose.ROTATE_180),
+    }[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "JPEG", exif=exif, quality=95)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_honoured(orientation):
+    image, mask = red_box_photo(120, 80, box=(0.1, 0.1, 0.4, 0.5))
+    photo = open_photo(exif_rotated_jpeg(image, orientation))
+    assert photo.size == (120, 80)
+    red = np.asarray(photo.image)[..., 0] > 180
+    assert (red == mask.astype(bool)).mean() > 0.98
+
+
+def test_draft_decoding_keeps_the_full_size():
+    image, _ = red_box_photo(1024, 768)
+    photo = open_photo(exif_rotated_jpeg(image, 6), draft_size=(256, 256))
+    assert photo.size == (1024, 768)
+    assert photo.image.size[0] < 1024 and photo.image.size[0] >= 256
+
+
+@pytest.mark.parametrize(
+    "mode,fmt,kwargs",
+    [
+        ("CMYK", "JPEG", {}),
+        ("RGB", "JPEG", {"progressive": True}),
+        ("RGBA", "PNG", {}),
+        ("L", "PNG", {}),
+        ("P", "PNG", {}),
+        ("I;16", "PNG", {}),
+        ("RGB", "WEBP", {}),
+        ("RGB", "BMP", {}),
+        ("LA", "PNG", {}),
+    ],
+)
+def test_colour_modes_decode_to_rgb(mode, fmt, kwargs):
+    image, _ = red_box_photo(64, 48)
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257).convert("I;16")
+    else:
+        converted = image.convert(mode)
+    photo = open_photo(encode(converted, fmt, **kwargs))
+    assert photo.image.mode == "RGB" and photo.size == (64, 48)
+    if mode == "I;16":  # 16-bit grey maps to the full 8-bit range, not clipped to white
+        grey = np.asarray(image.convert("L")).astype(int)
+        assert np.abs(np.asarray(photo.image)[..., 0].astype(int) - grey).max() <= 1
+
+
+def test_garbage_and_truncated_files_raise_clear_errors():
+    with pytest.raises(UnsupportedImageError):
+        open_photo(b"this is not an image")
+    data = encode(red_box_photo(256, 256)[0])
+    with pytest.raises(ImageDecodeError):
+        open_photo(data[: len(data) // 3])
+
+
+def test_pixel_limit_stops_decompression_bombs():
+    big = Image.new("L", (4000, 4000))
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    with pytest.raises(ImageTooLargeError):
+        open_photo(buf.getvalue(), max_pixels=1_000_000)

@@ -1,0 +1,108 @@
+"""Command-line entry points of the training package (declared in pyproject.toml)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
+
+from carmask.settings import add_arguments, from_namespace
+from training.config import ENV_PREFIX, HELP, TrainConfig
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="carmask-train",
+        description="Train a U-Net on a Carvana folder. Writes checkpoints (best.keras, last.keras), "
+        "log.csv, curves.png and split.json into the run folder.",
+    )
+    add_arguments(parser, TrainConfig, ENV_PREFIX, HELP)
+    cfg = from_namespace(TrainConfig, parser.parse_args(argv))
+    from training.train import run_training
+
+    run_training(cfg)
+
+
+def evaluate_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="carmask-evaluate",
+        description="Evaluate a checkpoint (.keras) or exported model (.onnx/.json) on the validation cars of a "
+        "run, or on every labelled photo of a folder. Prints Dice/IoU/accuracy at model and original "
+        "resolution, writes report.json and examples.png.",
+    )
+    parser.add_argument("model", type=Path, help="best.keras, last.keras, or models/<name>.onnx")
+    parser.add_argument("--run-dir", type=Path, help="use this run's validation cars (split.json)")
+    parser.add_argument("--data-dir", type=Path, help="labelled Carvana folder (default: the run's data_dir)")
+    parser.add_argument("--out", type=Path, help="report folder (default: <run-dir>/eval or ./eval)")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
+    parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    args = parser.parse_args(argv)
+
+    from training.data.reader import read_carvana
+    from training.data.split import read_split
+    from training.evaluate import EvalConfig, evaluate, load_predictor, print_summary, write_report
+
+    if args.run_dir is None and args.data_dir is None:
+        parser.error("give --run-dir (its validation cars) or --data-dir (all labelled photos)")
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = Path(json.loads((args.run_dir / "config.json").read_text())["data_dir"])
+    samples = read_carvana(data_dir)
+    if args.run_dir is not None:
+        _, samples = read_split(args.run_dir / "split.json", samples)
+    cfg = EvalConfig(image_size=args.image_size, threshold=args.threshold, original_resolution=not args.no_original)
+    predictor = load_predictor(args.model, flip_tta=args.flip_tta, threads=args.threads)
+    report, extras = evaluate(predictor, samples, cfg, args.cache_dir)
+    report.update(model=str(args.model), flip_tta=args.flip_tta, data_dir=str(data_dir))
+    out = args.out or ((args.run_dir / "eval") if args.run_dir else Path("eval"))
+    write_report(report, extras, out, cfg.threshold)
+    print_summary(report)
+    print(f"report: {out / 'report.json'}  examples: {out / 'examples.png'}")
+
+
+def export_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="carmask-export",
+        description="Export a Keras checkpoint to ONNX (tf2onnx), check it against Keras, time it, and write "
+        "models/<name>.onnx with its manifest models/<name>.json.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="e.g. runs/unet/best.keras")
+    parser.add_argument("--out-dir", type=Path, default=Path("models"))
+    parser.add_argument("--name", default="carmask-unet")
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
+    parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
+    args = parser.parse_args(argv)
+
+    from training.export import export
+
+    metrics = {}
+    if args.report:
+        report = json.loads(args.report.read_text())
+        metrics = {k: v for k, v in report.items() if k not in ("per_image", "per_car")}
+    manifest = export(
+        args.checkpoint,
+        args.out_dir,
+        args.name,
+        args.version,
+        image_size=args.image_size,
+        run_dir=args.run_dir,
+        metrics=metrics,
+        threshold=args.threshold,
+        opset=args.opset,
+        tolerance=args.tolerance,
+    )
+    print(f"wrote {manifest.model_path} and {manifest.path}")
+    print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")
+    print(f"  latency (1 image, {manifest.speed['threads']} threads): {manifest.speed['median_ms_one_image']} ms")

@@ -1,0 +1,1 @@
+"""Reading, splitting, caching and augmenting Carvana data."""

@@ -1,0 +1,64 @@
+"""A cache of resized images and masks, decoded once and reused across epochs.
+
+Decoding a 1918x1280 JPEG and GIF costs far more than a training step of a
+small U-Net on its 256x256 version; the cache pays that once per data set and
+size. Files are keyed by the sample names and size, so a changed folder
+rebuilds its cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from carmask.preprocess import load_for_model, resize_mask
+from training.data.reader import DatasetError, Sample, load_mask
+
+CACHE_VERSION = "1"
+
+
+def _load_one(args: tuple[Sample, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray] | str:
+    sample, size = args
+    try:
+        image, _ = load_for_model(sample.image_path, size)
+        mask = resize_mask(load_mask(sample), size)
+    except Exception as exc:  # noqa: BLE001 - reported by name, all at once
+        return f"{sample.name}: {exc}"
+    return image, mask
+
+
+def _key(samples: list[Sample], size: tuple[int, int]) -> str:
+    text = CACHE_VERSION + repr(size) + "".join(f"{s.image_path.resolve()}" for s in samples)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def load_arrays(
+    samples: list[Sample], size: tuple[int, int], cache_dir: Path | None, workers: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W, 3) uint8 images and (N, H, W) uint8 0/1 masks, from cache if present."""
+    if cache_dir is not None:
+        base = cache_dir / f"{_key(samples, size)}_{size[0]}x{size[1]}"
+        img_file, mask_file = base.with_suffix(".images.npy"), base.with_suffix(".masks.npy")
+        if img_file.is_file() and mask_file.is_file():
+            return np.load(img_file), np.load(mask_file)
+
+    jobs = [(s, size) for s in samples]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = list(tqdm(pool.map(_load_one, jobs, chunksize=8), total=len(jobs), desc="decode", leave=False))
+    problems = [r for r in results if isinstance(r, str)]
+    if problems:
+        raise DatasetError(f"{len(problems)} file(s) could not be decoded:\n  " + "\n  ".join(problems[:20]))
+    images = np.stack([r[0] for r in results])
+    masks = np.stack([r[1] for r in results])
+
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for file, arr in ((img_file, images), (mask_file, masks)):
+            tmp = file.with_suffix(".tmp.npy")
+            np.save(tmp, arr)
+            tmp.replace(file)  # atomic: a killed run never leaves half a cache
+    return images, masks

@@ -1,0 +1,163 @@
+"""Export a Keras checkpoint to ONNX (tf2onnx) with its manifest, verified against Keras.
+
+The ONNX graph takes float32 NHWC images of any batch, height and width
+(divisible by 2**depth) named `image`, and returns sigmoid probabilities named
+`mask`. The export fails loudly if onnxruntime and Keras disagree by more
+than `tolerance` on sample inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
+
+INPUT_NAME, OUTPUT_NAME = "image", "mask"
+
+
+class ExportError(RuntimeError):
+    """The exported ONNX model does not reproduce the Keras model."""
+
+
+def convert(model: keras.Model, path: Path, opset: int = 17) -> None:
+    """Write `model` as ONNX with dynamic batch and spatial size."""
+    import tensorflow as tf
+    import tf2onnx
+
+    channels = model.inputs[0].shape[-1]
+    spec = (tf.TensorSpec((None, None, None, channels), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        return {OUTPUT_NAME: model(image, training=False)}
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset, output_path=str(path))
+
+
+def verify(model: keras.Model, path: Path, depth: int, tolerance: float = 1e-4, seed: int = 0) -> float:
+    """Max |ONNX - Keras| over sample inputs of several shapes; raises ExportError past `tolerance`."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    if (inp.name, out.name) != (INPUT_NAME, OUTPUT_NAME):
+        raise ExportError(f"ONNX names are {inp.name!r} -> {out.name!r}, expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}")
+    rng = np.random.default_rng(seed)
+    step = 2**depth
+    worst = 0.0
+    for batch, h, w in [(2, 16 * step, 16 * step), (1, 8 * step, 12 * step)]:
+        x = rng.random((batch, h, w, inp.shape[-1]), dtype=np.float32)
+        expected = keras.ops.convert_to_numpy(model(x, training=False))
+        actual = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        if actual.shape != expected.shape:
+            raise ExportError(f"ONNX output shape {actual.shape} != Keras {expected.shape} for input {x.shape}")
+        worst = max(worst, float(np.abs(actual - expected).max()))
+    if worst > tolerance:
+        raise ExportError(f"ONNX and Keras differ by {worst:.2e} (> {tolerance:.0e}); the export is wrong")
+    return worst
+
+
+def measure_latency(path: Path, size: tuple[int, int], threads: int = 2, runs: int = 30) -> dict:
+    """Median onnxruntime latency of one image at `size` with `threads` threads."""
+    import os
+    import platform
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, size[1], size[0], 3), dtype=np.float32)
+    for _ in range(5):
+        session.run(None, {INPUT_NAME: x})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {INPUT_NAME: x})
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "median_ms_one_image": round(float(np.median(times)), 2),
+        "p90_ms_one_image": round(float(np.percentile(times, 90)), 2),
+        "threads": threads,
+        "provider": "CPUExecutionProvider",
+        "onnxruntime": ort.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def source_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def training_summary(run_dir: Path) -> tuple[dict, dict]:
+    """(training info, architecture) from a run folder's config.json, split.json and state.json."""
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    split = json.loads((run_dir / "split.json").read_text()) if (run_dir / "split.json").is_file() else {}
+    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").is_file() else {}
+    info = {
+        "data": "Kaggle Carvana Image Masking (train/ subset: studio turntable photos, 1918x1280)",
+        "train_cars": len(split.get("train_cars", [])),
+        "train_images": len(split.get("train_images", [])),
+        "val_cars": split.get("val_cars", []),
+        "val_images": len(split.get("val_images", [])),
+        "split_seed": split.get("seed"),
+        "epochs_run": state.get("epoch"),
+        "best_epoch": state.get("best_epoch"),
+        **{k: config[k] for k in ("epochs", "batch_size", "learning_rate", "loss", "augment") if k in config},
+    }
+    arch = {k: config[k] for k in ("base_width", "depth", "batchnorm") if k in config}
+    return info, arch
+
+
+def export(
+    checkpoint: Path,
+    out_dir: Path,
+    name: str,
+    version: str,
+    image_size: int = 256,
+    run_dir: Path | None = None,
+    metrics: dict | None = None,
+    threshold: float = 0.5,
+    opset: int = 17,
+    tolerance: float = 1e-4,
+) -> Manifest:
+    """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
+    model = keras.models.load_model(checkpoint, compile=False)
+    run_dir = run_dir or checkpoint.parent
+    training, arch = training_summary(run_dir)
+    depth = int(arch.get("depth", 4))
+    onnx_path = out_dir / f"{name}.onnx"
+    convert(model, onnx_path, opset)
+    max_diff = verify(model, onnx_path, depth, tolerance)
+    arch.update(parameters=int(model.count_params()), opset=opset, onnx_vs_keras_max_abs_diff=max_diff)
+    manifest = Manifest(
+        name=name,
+        version=version,
+        file=onnx_path.name,
+        sha256=sha256_of(onnx_path),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        source_commit=source_commit(),
+        input=InputSpec(name=INPUT_NAME, layout="NHWC", height=image_size, width=image_size),
+        output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid"),
+        threshold=threshold,
+        architecture=arch,
+        training=training,
+        metrics=metrics or {},
+        speed=measure_latency(onnx_path, (image_size, image_size)),
+    )
+    manifest.save(out_dir / f"{name}.json")
+    return manifest

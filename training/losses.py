@@ -1,0 +1,44 @@
+"""Segmentation losses in backend-neutral `keras.ops`: BCE, soft Dice, BCE + Dice.
+
+All take probabilities (the model ends in a sigmoid) of shape (N, H, W, 1)
+and return the mean over the batch. Dice is computed per image, then averaged,
+matching Kaggle's Carvana metric.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+EPSILON = 1e-7
+SMOOTH = 1.0
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+def bce(y_true, y_pred):
+    p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+    y = ops.cast(y_true, p.dtype)
+    return ops.mean(-(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p)))
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+def dice_loss(y_true, y_pred):
+    y = ops.cast(y_true, y_pred.dtype)
+    axes = tuple(range(1, len(y_pred.shape)))
+    intersection = ops.sum(y * y_pred, axis=axes)
+    total = ops.sum(y, axis=axes) + ops.sum(y_pred, axis=axes)
+    return ops.mean(1.0 - (2.0 * intersection + SMOOTH) / (total + SMOOTH))
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+def bce_dice(y_true, y_pred):
+    return bce(y_true, y_pred) + dice_loss(y_true, y_pred)
+
+
+LOSSES = {"bce": bce, "dice": dice_loss, "bce_dice": bce_dice}
+
+
+def get_loss(name: str):
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose from {sorted(LOSSES)}")
+    return LOSSES[name]
