@@ -20,6 +20,14 @@ class APIError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+class BodyTooLarge(Exception):
+    """Raised while a request body streams in, once it passes its byte limit."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"request body is over the limit of {limit} bytes")
+        self.limit = limit
+
+
 def error_body(code: str, detail: str) -> dict:
     return {"error": code, "detail": detail}
 
@@ -61,8 +69,14 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps errors raised while reading the form
+            return error_response(413, "upload_too_large", str(exc.__cause__))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, "upload_too_large", str(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

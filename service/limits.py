@@ -12,13 +12,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int):
-        super().__init__(f"request body is over the limit of {limit} bytes")
-        self.limit = limit
+from service.errors import BodyTooLarge, error_body
 
 
 class BodySizeLimit:

@@ -1,0 +1,76 @@
+"""Export round trip on a tiny Keras U-Net: ONNX agrees with Keras, and the manifest is complete."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from carmask.inference import Segmenter
+from carmask.manifest import ManifestError, load_manifest, sha256_of
+from training.export import ExportError, export, verify
+from training.model.unet import UNetConfig, build_unet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    keras.utils.set_random_seed(0)
+    model = build_unet(UNetConfig(base_width=4, depth=2))
+    model.save(tmp / "best.keras")
+    (tmp / "config.json").write_text(json.dumps({"base_width": 4, "depth": 2, "batchnorm": True, "epochs": 1}))
+    manifest = export(tmp / "best.keras", tmp / "models", "tiny", "0.1.0", image_size=32, metrics={"dice_model": 0.5})
+    return tmp, model, manifest
+
+
+def test_onnx_matches_keras_on_dynamic_shapes(exported):
+    _, model, manifest = exported
+    segmenter = Segmenter(manifest.path)
+    x = np.random.default_rng(1).integers(0, 255, (3, 48, 64, 3), np.uint8)
+    expected = keras.ops.convert_to_numpy(model(x.astype(np.float32) / 255.0))[..., 0]
+    assert np.abs(segmenter.probabilities(x) - expected).max() <= 1e-4
+
+
+def test_manifest_is_complete_and_its_hash_matches(exported):
+    _, _, manifest = exported
+    data = json.loads(manifest.path.read_text())
+    for key in (
+        "name",
+        "version",
+        "sha256",
+        "created",
+        "source_commit",
+        "input",
+        "output",
+        "threshold",
+        "training",
+        "metrics",
+        "speed",
+        "architecture",
+    ):
+        assert key in data, key
+    assert data["input"]["layout"] == "NHWC" and data["input"]["height"] == 32
+    assert {"scale", "mean", "std", "name", "dtype"} <= set(data["input"])
+    assert data["output"] == {"name": "mask", "activation": "sigmoid"}
+    assert data["sha256"] == sha256_of(manifest.model_path)
+    assert data["speed"]["median_ms_one_image"] > 0
+    assert data["architecture"]["onnx_vs_keras_max_abs_diff"] <= 1e-4
+    assert load_manifest(manifest.path).sha256 == data["sha256"]
+
+
+def test_tampered_model_is_refused(exported, tmp_path):
+    _, _, manifest = exported
+    copy = tmp_path / "tiny.onnx"
+    copy.write_bytes(manifest.model_path.read_bytes() + b"\0")
+    (tmp_path / "tiny.json").write_text(manifest.path.read_text())
+    with pytest.raises(ManifestError, match="sha256"):
+        load_manifest(tmp_path / "tiny.json")
+
+
+def test_verify_fails_loudly_when_models_differ(exported):
+    _, _, manifest = exported
+    other = build_unet(UNetConfig(base_width=4, depth=2))  # fresh random weights
+    with pytest.raises(ExportError, match="differ"):
+        verify(other, manifest.model_path, depth=2)
