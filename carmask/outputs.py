@@ -7,6 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from carmask import rle
+
 # zlib level 1: masks are long runs, so fast compression is nearly as small as the best.
 PNG_COMPRESS_LEVEL = 1
 
@@ -43,3 +45,13 @@ def overlay_jpeg(image: Image.Image, mask: np.ndarray, colour=(255, 0, 80), alph
 def coverage(mask: np.ndarray) -> float:
     """Share of the photo's pixels that are car."""
     return float(np.count_nonzero(mask)) / mask.size
+
+
+def rle_record(mask: np.ndarray) -> dict:
+    """The JSON form of a mask used by the service and the files on disk: size, Kaggle RLE, coverage."""
+    return {
+        "width": int(mask.shape[1]),
+        "height": int(mask.shape[0]),
+        "rle": rle.encode(mask),
+        "coverage": round(coverage(mask), 6),
+    }

@@ -8,60 +8,31 @@ preview). An unreadable photo is reported and skipped; the run goes on.
 from __future__ import annotations
 
 import argparse
-import glob
-import os
+import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from carmask.files import FORMATS, expand_inputs, output_path, write_atomic
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
-from carmask.outputs import cutout_png, mask_png, overlay_jpeg
+from carmask.outputs import cutout_png, mask_png, overlay_jpeg, rle_record
 from carmask.preprocess import load_for_model, probabilities_to_mask
-
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg"}
-
-
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files, folders (recursively) and glob patterns to a sorted, de-duplicated list of photos."""
-    found: set[Path] = set()
-    for item in inputs:
-        matches = [Path(p) for p in glob.glob(item, recursive=True)] or [Path(item)]
-        for path in matches:
-            if path.is_dir():
-                found.update(p for p in path.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
-            else:
-                found.add(path)  # a missing file is reported by the run, not dropped silently
-    return sorted(found)
-
-
-def output_path(photo: Path, fmt: str, out_dir: Path | None, root: Path | None = None) -> Path:
-    name = photo.stem + FORMATS[fmt]
-    if out_dir is None:
-        return photo.with_name(name)
-    relative = photo.parent.relative_to(root) if root and photo.is_relative_to(root) else Path()
-    return out_dir / relative / name
 
 
 def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
     """Encode one result; cutouts and overlays need the full-resolution photo."""
     if fmt == "mask":
         return mask_png(mask)
+    if fmt == "rle":
+        return json.dumps(rle_record(mask)).encode()
     image = open_photo(photo_path).image
     return cutout_png(image, mask) if fmt == "cutout" else overlay_jpeg(image, mask)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 @dataclass

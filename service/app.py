@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
 from carmask.inference import Segmenter
+from carmask.outputs import coverage, mask_png
 from service import pipeline
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
@@ -114,7 +115,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             return pipeline.rle_entry(result), result
         if fmt is MaskFormat.cutout:
             return pipeline.cutout(prepared, result, settings.max_pixels), result
-        return pipeline.mask_png(result.mask), result
+        return mask_png(result.mask), result
 
     @app.post(
         "/segment",
@@ -141,7 +142,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         headers = {
             "X-Image-Width": str(result.width),
             "X-Image-Height": str(result.height),
-            "X-Mask-Coverage": f"{pipeline.coverage(result.mask):.6f}",
+            "X-Mask-Coverage": f"{coverage(result.mask):.6f}",
             "X-Model-Version": seg.manifest.version,
         }
         return Response(body, media_type="image/png", headers=headers)

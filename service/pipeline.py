@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from carmask import rle
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
-from carmask.outputs import coverage, cutout_png, mask_png
+from carmask.outputs import cutout_png, mask_png, rle_record
 from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image, threshold_u8
 
 
@@ -90,13 +89,7 @@ def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
 
 
 def rle_entry(result: Result) -> dict:
-    return {
-        "name": result.name,
-        "width": result.width,
-        "height": result.height,
-        "rle": rle.encode(result.mask),
-        "coverage": round(coverage(result.mask), 6),
-    }
+    return {"name": result.name, **rle_record(result.mask)}
 
 
 def mask_file_name(photo_name: str) -> str:

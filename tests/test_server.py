@@ -1,23 +1,12 @@
-"""The service as users run it: a real uvicorn process on 127.0.0.1."""
+"""The service as users run it: a real uvicorn process on 127.0.0.1 (the `server` fixture)."""
 
-import os
 import select
 import socket
-import subprocess
-import sys
-import time
 
 import httpx
-import pytest
 
 from carmask import rle
 from tests.fixtures import encode, red_box_photo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_reply(sock: socket.socket) -> str:
@@ -32,40 +21,6 @@ def read_reply(sock: socket.socket) -> str:
     while len(body) < length:
         body += sock.recv(4096)
     return (head + b"\r\n\r\n" + body).decode()
-
-
-@pytest.fixture(scope="module")
-def server(red_model):
-    port = free_port()
-    env = {
-        **os.environ,
-        "CARMASK_MODEL": str(red_model),
-        "CARMASK_MAX_UPLOAD_BYTES": "1000000",
-        "CARMASK_LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read().decode()}")
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready")
-    yield url, port
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_segment_over_http(server):

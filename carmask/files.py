@@ -1,0 +1,39 @@
+"""Finding photos on disk and writing results beside or mirrored into an output folder, atomically."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg", "rle": "_mask.json"}
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files, folders (recursively) and glob patterns to a sorted, de-duplicated list of photos."""
+    found: set[Path] = set()
+    for item in inputs:
+        matches = [Path(p) for p in glob.glob(item, recursive=True)] or [Path(item)]
+        for path in matches:
+            if path.is_dir():
+                found.update(p for p in path.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+            else:
+                found.add(path)  # a missing file is reported by the run, not dropped silently
+    return sorted(found)
+
+
+def output_path(photo: Path, fmt: str, out_dir: Path | None, root: Path | None = None) -> Path:
+    name = photo.stem + FORMATS[fmt]
+    if out_dir is None:
+        return photo.with_name(name)
+    relative = photo.parent.relative_to(root) if root and photo.is_relative_to(root) else Path()
+    return out_dir / relative / name
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # readers see the whole file or none: an interrupted run never leaves half a mask
