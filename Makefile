@@ -12,12 +12,12 @@ $(BIN)/python:
 
 # Service-only install: what `make run` and the container need (no TensorFlow).
 $(VENV)/.service-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[service,client]'
+	$(BIN)/pip install -q -e '.[service,cpu,client]'
 	touch $@
 
 # Everything: training (TensorFlow, tf2onnx), service, client, dev tools.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[service,client,training,dev]'
+	$(BIN)/pip install -q -e '.[service,cpu,client,training,dev]'
 	touch $@ $(VENV)/.service-installed
 
 run: $(VENV)/.service-installed

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 # TensorRT builds engines per input shape at first use; only take it when asked.
 AUTO_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "carmask-unet.json"
+# The shipped model in a source checkout; containers and installs point CARMASK_MODEL elsewhere.
+DEFAULT_MODEL = Path(
+    os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-unet.json")
+)
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:

@@ -39,7 +39,9 @@ def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
 class PredictStats:
     written: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "model": 0.0, "encode": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"decode": 0.0, "model": 0.0, "upsample": 0.0, "encode": 0.0}
+    )
 
 
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
@@ -73,14 +75,17 @@ def predict_paths(
         t1 = time.perf_counter()
         probs = segmenter.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
         t2 = time.perf_counter()
-        for (path, _, photo), prob in zip(loaded, probs, strict=True):
-            mask = probabilities_to_mask(prob, photo.size, thr)
+        masks = [
+            probabilities_to_mask(prob, photo.size, thr) for (_, _, photo), prob in zip(loaded, probs, strict=True)
+        ]
+        t3 = time.perf_counter()
+        for (path, _, _), mask in zip(loaded, masks, strict=True):
             target = output_path(path, fmt, out_dir, root)
             write_atomic(target, render(fmt, path, mask))
             stats.written.append(target)
             bar.update(1)
-        t3 = time.perf_counter()
-        for key, seconds in zip(("decode", "model", "encode"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+        t4 = time.perf_counter()
+        for key, seconds in zip(stats.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             stats.seconds[key] += seconds
     bar.close()
     return stats

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the CPU image with podman, run it, wait for /ready, segment a photo through it, tear it down.
+#   make container-test        (needs root, podman, debootstrap for the base image; see README "Containers")
+# Prints the image size and the container's POST /segment latency beside the service run directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=${BASE_IMAGE:-localhost/carmask-base:bookworm}
+image=${IMAGE:-localhost/carmask:cpu}
+port=${PORT:-18080}
+name=carmask-container-test
+
+bash docker/base-image.sh "$base"
+[[ -d docker/wheelhouse ]] || bash docker/wheelhouse.sh
+podman build --format docker --build-arg BASE_IMAGE="$base" -f docker/Dockerfile -t "$image" .
+podman image ls "$image"
+
+podman rm -f "$name" >/dev/null 2>&1 || true
+trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
+podman run -d --name "$name" -p "127.0.0.1:$port:8000" --cpus 2 --memory 1g "$image"
+for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+    sleep 0.5
+done
+echo "ready: $(curl -fsS "http://127.0.0.1:$port/ready")"
+echo "user in container: $(podman exec "$name" id -u)"
+echo "healthcheck: $(podman healthcheck run "$name" >/dev/null 2>&1 && echo healthy || echo unhealthy)"
+.venv/bin/python docker/check_container.py "http://127.0.0.1:$port"
