@@ -1,0 +1,124 @@
+"""carmask-evaluate on a generated folder: Keras and ONNX agree, reports and sheets are written."""
+
+import json
+
+import pytest
+
+from tests.fixtures import make_carvana
+from training.cli import evaluate_main, export_main, train_main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluate")
+    data = make_carvana(tmp / "data", cars=4, views=3, size=(64, 48))
+    args = [
+        "--data-dir",
+        str(data),
+        "--run-dir",
+        str(tmp / "run"),
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--image-size",
+        "32",
+        "--base-width",
+        "4",
+        "--depth",
+        "2",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "3",
+        "--augment",
+        "none",
+        "--val-fraction",
+        "0.25",
+        "--workers",
+        "1",
+    ]
+    train_main(args)
+    return tmp
+
+
+def test_evaluate_checkpoint_writes_report_and_examples(trained, capsys):
+    run = trained / "run"
+    evaluate_main(
+        [str(run / "best.keras"), "--run-dir", str(run), "--image-size", "32", "--cache-dir", str(trained / "cache")]
+    )
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["images"] == 3 and report["cars"] == 1  # the one validation car, all its views
+    for key in (
+        "dice_model",
+        "iou_model",
+        "accuracy_model",
+        "dice_original",
+        "iou_original",
+        "accuracy_original",
+        "loss_model",
+    ):
+        assert 0 <= report[key] <= 10, key
+    assert list(report["per_car"]) == json.loads((run / "split.json").read_text())["val_cars"]
+    assert (run / "eval" / "examples.png").stat().st_size > 0
+    assert "per car" in capsys.readouterr().out
+
+
+def test_exported_model_scores_like_the_checkpoint(trained):
+    run = trained / "run"
+    export_main(
+        [
+            str(run / "best.keras"),
+            "--out-dir",
+            str(trained / "models"),
+            "--name",
+            "tiny",
+            "--image-size",
+            "32",
+            "--report",
+            str(run / "eval" / "report.json"),
+        ]
+    )
+    manifest = json.loads((trained / "models" / "tiny.json").read_text())
+    assert manifest["metrics"]["dice_model"] == pytest.approx(
+        json.loads((run / "eval" / "report.json").read_text())["dice_model"]
+    )
+    assert manifest["training"]["val_images"] == 3 and manifest["training"]["train_cars"] == 3
+    evaluate_main(
+        [
+            str(trained / "models" / "tiny.onnx"),
+            "--run-dir",
+            str(run),
+            "--image-size",
+            "32",
+            "--cache-dir",
+            str(trained / "cache"),
+            "--out",
+            str(trained / "onnx-eval"),
+        ]
+    )
+    keras_report = json.loads((run / "eval" / "report.json").read_text())
+    onnx_report = json.loads((trained / "onnx-eval" / "report.json").read_text())
+    assert onnx_report["dice_original"] == pytest.approx(keras_report["dice_original"], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "training.cli:train_main",
+        "training.cli:evaluate_main",
+        "training.cli:export_main",
+        "carmask.predict:main",
+        "carmask.client.cli:main",
+        "service.__main__:main",
+    ],
+)
+def test_every_command_has_useful_help(entry, capsys):
+    import importlib
+
+    module, func = entry.split(":")
+    with pytest.raises(SystemExit) as exit_info:
+        getattr(importlib.import_module(module), func)(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage:" in text and len(text) > 300
