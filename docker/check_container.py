@@ -1,6 +1,6 @@
 """Segment a photo through a running container and compare its latency with the service run directly.
 
-    python docker/check_container.py http://127.0.0.1:18080
+python docker/check_container.py http://127.0.0.1:18080
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import REAL_DATA, needs_real_data
 from tests.fixtures import make_carvana, red_box_photo
 from training.data.augment import PRESETS, AugmentConfig, augment, preset
 from training.data.cache import load_arrays
@@ -105,3 +106,13 @@ def test_preset_overrides_and_unknown_preset():
     assert AugmentConfig().is_identity
     with pytest.raises(ValueError, match="unknown augmentation preset"):
         preset("heavy")
+
+
+@needs_real_data
+def test_real_carvana_folder_reads_and_splits_by_car():
+    samples = read_carvana(REAL_DATA)
+    assert len(samples) == 1136 and len({s.car for s in samples}) == 71
+    train, val = split_by_car(samples, 0.2, seed=42)
+    assert len({s.car for s in val}) == 14 and {s.car for s in train}.isdisjoint({s.car for s in val})
+    mask = load_mask(samples[0])
+    assert mask.shape == (1280, 1918) and 0.1 < mask.mean() < 0.5

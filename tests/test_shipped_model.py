@@ -1,0 +1,46 @@
+"""The shipped default model: its manifest holds, and on real Carvana cars it segments well."""
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from carmask.inference import Segmenter
+from carmask.manifest import load_manifest
+from carmask.metrics import per_image_scores
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.conftest import REAL_DATA, SHIPPED_MODEL, needs_real_data
+from tests.fixtures import encode, red_box_photo
+
+pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="no shipped model yet")
+
+
+def test_manifest_matches_the_file_and_is_small_enough():
+    manifest = load_manifest(SHIPPED_MODEL)
+    assert manifest.model_path.stat().st_size <= 50 * 1024 * 1024
+    assert manifest.input.size == (256, 256) and manifest.output.activation == "sigmoid"
+    assert manifest.metrics["dice_model"] >= 0.98
+    assert manifest.training["val_cars"]
+
+
+def test_service_starts_on_the_shipped_model_by_default():
+    with TestClient(create_app(ServiceSettings())) as client:
+        assert client.get("/ready").json()["model"] == load_manifest(SHIPPED_MODEL).name
+        r = client.post("/segment", files={"file": ("x.jpg", encode(red_box_photo(640, 427)[0]))})
+        assert r.status_code == 200 and r.headers["x-image-width"] == "640"
+
+
+@needs_real_data
+def test_segments_a_validation_car_at_full_resolution():
+    from PIL import Image
+
+    manifest = json.loads(SHIPPED_MODEL.read_text())
+    car = manifest["training"]["val_cars"][0]  # never seen in training
+    photos = sorted((REAL_DATA / "train").glob(f"{car}_*.jpg"))[:4]
+    masks = Segmenter(SHIPPED_MODEL, threads=2).predict_masks(photos)
+    for photo, mask in zip(photos, masks, strict=True):
+        truth = np.asarray(Image.open(REAL_DATA / "train_masks" / f"{photo.stem}_mask.gif").convert("L")) > 0
+        assert mask.shape == truth.shape == (1280, 1918)
+        assert per_image_scores(mask[None], truth[None])["dice"][0] > 0.97
