@@ -74,3 +74,15 @@ def test_verify_fails_loudly_when_models_differ(exported):
     other = build_unet(UNetConfig(base_width=4, depth=2))  # fresh random weights
     with pytest.raises(ExportError, match="differ"):
         verify(other, manifest.model_path, depth=2)
+
+
+def test_int8_variant_has_its_own_manifest_and_stays_close(exported):
+    from training.quantize import quantize_int8
+
+    _, _, manifest = exported
+    images = np.random.default_rng(2).integers(0, 255, (16, 32, 32, 3), np.uint8)
+    quantized = quantize_int8(manifest.path, images)
+    assert quantized.name == "tiny-int8" and load_manifest(quantized.path).sha256 == sha256_of(quantized.model_path)
+    float_prob = Segmenter(manifest.path).probabilities(images[:4])
+    int8_prob = Segmenter(quantized.path).probabilities(images[:4])
+    assert np.abs(float_prob - int8_prob).mean() < 0.05

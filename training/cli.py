@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
 
 from carmask.settings import add_arguments, from_namespace
@@ -43,6 +45,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
     args = parser.parse_args(argv)
 
     from training.data.reader import read_carvana
@@ -65,6 +68,20 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     write_report(report, extras, out, cfg.threshold)
     print_summary(report)
     print(f"report: {out / 'report.json'}  examples: {out / 'examples.png'}")
+    if args.record:
+        from carmask.manifest import load_manifest
+
+        if args.model.suffix not in (".onnx", ".json"):
+            parser.error("--record needs an exported model (.onnx or .json)")
+        manifest = load_manifest(args.model.with_suffix(".json"))
+        manifest.metrics = summary_metrics(report)
+        manifest.save(manifest.path)
+        print(f"recorded the figures in {manifest.path}")
+
+
+def summary_metrics(report: dict) -> dict:
+    """The headline figures of an evaluation report, as a manifest records them."""
+    return {k: v for k, v in report.items() if k not in ("per_image", "per_car")}
 
 
 def export_main(argv: list[str] | None = None) -> None:
@@ -83,14 +100,14 @@ def export_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
+    parser.add_argument(
+        "--int8", action="store_true", help="also write <name>-int8.onnx, calibrated on 64 training photos of the run"
+    )
     args = parser.parse_args(argv)
 
     from training.export import export
 
-    metrics = {}
-    if args.report:
-        report = json.loads(args.report.read_text())
-        metrics = {k: v for k, v in report.items() if k not in ("per_image", "per_car")}
+    metrics = summary_metrics(json.loads(args.report.read_text())) if args.report else {}
     manifest = export(
         args.checkpoint,
         args.out_dir,
@@ -106,3 +123,28 @@ def export_main(argv: list[str] | None = None) -> None:
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")
     print(f"  latency (1 image, {manifest.speed['threads']} threads): {manifest.speed['median_ms_one_image']} ms")
+    if args.int8:
+        quantized = _export_int8(manifest, args.run_dir or args.checkpoint.parent, args.image_size)
+        print(
+            f"wrote {quantized.model_path}: {quantized.speed['median_ms_one_image']} ms; "
+            f"evaluate it with carmask-evaluate {quantized.model_path} --run-dir RUN --record"
+        )
+
+
+def _export_int8(manifest, run_dir: Path, image_size: int):
+    from training.config import TrainConfig
+    from training.data.cache import load_arrays
+    from training.data.reader import read_carvana
+    from training.data.split import read_split
+    from training.export import measure_latency
+    from training.quantize import quantize_int8
+
+    config = json.loads((run_dir / "config.json").read_text())
+    train, _ = read_split(run_dir / "split.json", read_carvana(Path(config["data_dir"])))
+    cache = Path(config.get("cache_dir") or TrainConfig().cache_dir)
+    images, _ = load_arrays(train, (image_size, image_size), cache)
+    pick = np.random.default_rng(0).choice(len(images), size=min(64, len(images)), replace=False)
+    quantized = quantize_int8(manifest.path, images[np.sort(pick)])
+    quantized.speed = measure_latency(quantized.model_path, (image_size, image_size))
+    quantized.save(quantized.path)
+    return quantized
