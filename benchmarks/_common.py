@@ -43,9 +43,23 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class ServiceURL(str):
+    """The URL of a running service; `.pid` is its process."""
+
+    pid: int
+
+
 @contextmanager
 def running_service(env: dict[str, str] | None = None, port: int | None = None):
-    """`python -m service` on 127.0.0.1; yields its URL once /ready answers."""
+    """`python -m service` on 127.0.0.1; yields its URL (with `.pid`) once /ready answers."""
     import httpx
 
     if port is None:
@@ -57,7 +71,8 @@ def running_service(env: dict[str, str] | None = None, port: int | None = None):
         cwd=ROOT,
         env={**os.environ, "CARMASK_LOG_LEVEL": "warning", **(env or {})},
     )
-    url = f"http://127.0.0.1:{port}"
+    url = ServiceURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         for _ in range(300):
             try:

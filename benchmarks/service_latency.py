@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, percentile, running_service, test_photos
+from _common import machine, percentile, rss_mb, running_service, test_photos
 
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
@@ -96,6 +96,9 @@ def main() -> None:
     print("  " + "  ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
     def run(url: str) -> None:
+        pid = getattr(url, "pid", None)
+        if pid:
+            print(f"service memory after start-up: {rss_mb(pid):.0f} MB RSS")
         for fmt in ("png", "rle"):
             for clients in (1, 4):
                 p50, p95, rate = load(url, photos, fmt, clients, args.requests)
@@ -105,6 +108,10 @@ def main() -> None:
                 )
         ms, rate = batch_throughput(url, photos)
         print(f"POST /segment/batch 16 photos: {ms:.0f} ms per request, {rate:.1f} photos/s")
+        if pid:
+            before = rss_mb(pid)
+            load(url, photos, "png", 4, 200)
+            print(f"service memory: {before:.0f} MB RSS after the runs above, {rss_mb(pid):.0f} MB after 200 more")
 
     if args.url:
         run(args.url)

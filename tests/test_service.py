@@ -211,3 +211,12 @@ def test_manifest_hash_mismatch_stops_start_up(red_model, tmp_path):
     rewrite_manifest(copy, sha256="0" * 64)
     with pytest.raises(ManifestError, match="sha256"), TestClient(create_app(settings(copy))):
         pass
+
+
+def test_service_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, service.app; print(sorted({'tensorflow', 'keras', 'tf2onnx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -116,6 +116,7 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
         "val_images": len(split.get("val_images", [])),
         "split_seed": split.get("seed"),
         "epochs_run": state.get("epoch"),
+        "train_minutes": round(sum(h.get("seconds", 0) for h in state.get("history", [])) / 60, 1),
         "best_epoch": state.get("best_epoch"),
         **{k: config[k] for k in ("epochs", "batch_size", "learning_rate", "loss", "augment") if k in config},
     }
