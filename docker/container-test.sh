@@ -8,20 +8,25 @@ base=${BASE_IMAGE:-localhost/carmask-base:bookworm}
 image=${IMAGE:-localhost/carmask:cpu}
 port=${PORT:-18080}
 name=carmask-container-test
+# Where the host cannot raise resource limits or uses hybrid cgroups (as in this project's sandboxes),
+# crun fails; runc with limits at or below the host's works. Override with PODMAN_RUNTIME=crun elsewhere.
+runtime=(--runtime "${PODMAN_RUNTIME:-runc}")
+limits=(--ulimit nofile=8192:8192 --ulimit nproc=4096:4096)
 
 bash docker/base-image.sh "$base"
 [[ -d docker/wheelhouse ]] || bash docker/wheelhouse.sh
-podman build --format docker --build-arg BASE_IMAGE="$base" -f docker/Dockerfile -t "$image" .
+podman "${runtime[@]}" build --format docker "${limits[@]}" --build-arg BASE_IMAGE="$base" \
+    -f docker/Dockerfile -t "$image" .
 podman image ls "$image"
 
 podman rm -f "$name" >/dev/null 2>&1 || true
 trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
-podman run -d --name "$name" -p "127.0.0.1:$port:8000" --cpus 2 --memory 1g "$image"
+podman "${runtime[@]}" run -d --name "$name" "${limits[@]}" -p "127.0.0.1:$port:8000" --cpus 2 --memory 1g "$image"
 for _ in $(seq 1 120); do
     curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
     sleep 0.5
 done
 echo "ready: $(curl -fsS "http://127.0.0.1:$port/ready")"
-echo "user in container: $(podman exec "$name" id -u)"
-echo "healthcheck: $(podman healthcheck run "$name" >/dev/null 2>&1 && echo healthy || echo unhealthy)"
+echo "user in container: $(podman "${runtime[@]}" exec "$name" id -u)"
+echo "healthcheck: $(podman "${runtime[@]}" healthcheck run "$name" >/dev/null 2>&1 && echo healthy || echo unhealthy)"
 .venv/bin/python docker/check_container.py "http://127.0.0.1:$port"
