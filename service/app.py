@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
 from carmask.inference import Segmenter
-from carmask.outputs import coverage, mask_png
+from carmask.outputs import coverage
 from service import pipeline
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
@@ -107,16 +107,6 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def segment_one(seg: Segmenter, name: str, data: bytes, fmt: MaskFormat, thr: float, size: MaskSize):
-        prepared = pipeline.prepare(name, data, seg, settings.max_pixels)
-        prob = pipeline.run_model(seg, [prepared], metrics.model_seconds)[0]
-        result = pipeline.to_mask(prepared, prob, thr, size)
-        if fmt is MaskFormat.rle:
-            return pipeline.rle_entry(result), result
-        if fmt is MaskFormat.cutout:
-            return pipeline.cutout(prepared, result, settings.max_pixels), result
-        return mask_png(result.mask), result
-
     @app.post(
         "/segment",
         summary="Mask the car in one photo",
@@ -133,7 +123,17 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         data = await read_upload(file, settings.max_upload_bytes)
         thr = seg.threshold if threshold is None else threshold
         try:
-            body, result = await in_worker(segment_one, seg, file.filename or "photo", data, format, thr, size)
+            body, result = await in_worker(
+                pipeline.segment_one,
+                seg,
+                file.filename or "photo",
+                data,
+                format,
+                thr,
+                size,
+                settings.max_pixels,
+                metrics.model_seconds,
+            )
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
             raise classify(exc) from None
         metrics.photos.inc()
@@ -146,28 +146,6 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             "X-Model-Version": seg.manifest.version,
         }
         return Response(body, media_type="image/png", headers=headers)
-
-    def segment_many(seg: Segmenter, uploads: list[tuple[str, bytes | APIError]], thr: float, size: MaskSize):
-        """Decode all, run the model in batches, post-process; a bad photo fails alone."""
-        entries: list[dict | None] = [None] * len(uploads)
-        prepared: list[tuple[int, pipeline.Prepared]] = []
-        for i, (name, data) in enumerate(uploads):
-            try:
-                if isinstance(data, APIError):
-                    raise data
-                prepared.append((i, pipeline.prepare(name, data, seg, settings.max_pixels)))
-            except Exception as exc:  # noqa: BLE001 - reported in this photo's entry
-                err = classify(exc)
-                entries[i] = {"name": name, "error": err.code, "detail": err.detail, "status": err.status}
-        results: list[pipeline.Result] = []
-        for start in range(0, len(prepared), settings.model_batch_size):
-            chunk = [p for _, p in prepared[start : start + settings.model_batch_size]]
-            probs = pipeline.run_model(seg, chunk, metrics.model_seconds)
-            for (i, p), prob in zip(prepared[start : start + len(chunk)], probs, strict=True):
-                result = pipeline.to_mask(p, prob, thr, size)
-                results.append(result)
-                entries[i] = result
-        return entries, results
 
     @app.post("/segment/batch", summary="Mask the car in each photo of a set (e.g. a dealer's 16 views)")
     async def segment_batch(
@@ -190,7 +168,16 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             except APIError as err:
                 uploads.append((name, err))
         thr = seg.threshold if threshold is None else threshold
-        entries, results = await in_worker(segment_many, seg, uploads, thr, size)
+        entries, results = await in_worker(
+            pipeline.segment_many,
+            seg,
+            uploads,
+            thr,
+            size,
+            settings.max_pixels,
+            settings.model_batch_size,
+            metrics.model_seconds,
+        )
         metrics.photos.inc(len(results))
         errors = [e for e in entries if isinstance(e, dict)]
         if format is BatchFormat.zip:

@@ -20,6 +20,7 @@ from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
 from carmask.outputs import cutout_png, mask_png, rle_record
 from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image, threshold_u8
+from service.errors import classify
 
 
 class MaskFormat(StrEnum):
@@ -86,6 +87,49 @@ def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
 
         image = Image.fromarray(resize_image(prepared.photo.image, (result.width, result.height)))
     return cutout_png(image, result.mask)
+
+
+def segment_one(
+    seg: Segmenter, name: str, data: bytes, fmt: MaskFormat, thr: float, size: MaskSize, max_pixels: int, timer=None
+) -> tuple[bytes | dict, Result]:
+    """One photo to its response body (PNG bytes, or the RLE entry) and the mask."""
+    prepared = prepare(name, data, seg, max_pixels)
+    result = to_mask(prepared, run_model(seg, [prepared], timer)[0], thr, size)
+    if fmt is MaskFormat.rle:
+        return rle_entry(result), result
+    if fmt is MaskFormat.cutout:
+        return cutout(prepared, result, max_pixels), result
+    return mask_png(result.mask), result
+
+
+def segment_many(
+    seg: Segmenter,
+    uploads: list[tuple[str, bytes | Exception]],
+    thr: float,
+    size: MaskSize,
+    max_pixels: int,
+    batch_size: int,
+    timer=None,
+) -> tuple[list[Result | dict], list[Result]]:
+    """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry)."""
+    entries: list[Result | dict | None] = [None] * len(uploads)
+    prepared: list[tuple[int, Prepared]] = []
+    for i, (name, data) in enumerate(uploads):
+        try:
+            if isinstance(data, Exception):
+                raise data
+            prepared.append((i, prepare(name, data, seg, max_pixels)))
+        except Exception as exc:  # noqa: BLE001 - reported in this photo's entry
+            err = classify(exc)
+            entries[i] = {"name": name, "error": err.code, "detail": err.detail, "status": err.status}
+    results: list[Result] = []
+    for start in range(0, len(prepared), batch_size):
+        chunk = prepared[start : start + batch_size]
+        probs = run_model(seg, [p for _, p in chunk], timer)
+        for (i, p), prob in zip(chunk, probs, strict=True):
+            entries[i] = to_mask(p, prob, thr, size)
+            results.append(entries[i])
+    return entries, results
 
 
 def rle_entry(result: Result) -> dict:
