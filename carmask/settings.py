@@ -55,12 +55,15 @@ def add_arguments(
         if env in os.environ:
             default = convert(os.environ[env])
         text = (help or {}).get(field.name, "")
+        # Booleans work as bare flags (`--resume`) and with a value (`--batchnorm false`).
+        flag_style = {"nargs": "?", "const": True} if kind is bool else {}
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             type=convert,
             default=default,
             metavar=kind.__name__.upper() if kind is not bool else "BOOL",
             help=f"{text} (default: {default}; env {env})".strip(),
+            **flag_style,
         )
 
 
