@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
@@ -24,7 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings.model_copy(update={"host": args.host, "port": args.port, "model": args.model})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from carmask.manifest import ManifestError, load_manifest
     from service.app import create_app
+
+    try:
+        load_manifest(settings.model)  # fail before binding the port, with one clear line
+    except ManifestError as exc:
+        sys.exit(f"carmask-serve: {exc}")
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 

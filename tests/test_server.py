@@ -1,7 +1,10 @@
 """The service as users run it: a real uvicorn process on 127.0.0.1 (the `server` fixture)."""
 
+import os
 import select
 import socket
+import subprocess
+import sys
 
 import httpx
 
@@ -72,3 +75,12 @@ def test_service_keeps_serving_after_bad_requests(server):
         assert httpx.post(url + "/segment", files={"file": ("x.jpg", b"junk")}).status_code == 415
     image, _ = red_box_photo(100, 80)
     assert httpx.post(url + "/segment", files={"file": ("ok.jpg", encode(image))}).status_code == 200
+
+
+def test_serve_refuses_to_start_without_its_model(tmp_path):
+    env = {**os.environ, "CARMASK_MODEL": str(tmp_path / "missing.json")}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"carmask-serve: model manifest not found: {tmp_path}/missing.json"
