@@ -37,11 +37,11 @@ def main() -> None:
                     elapsed = time.perf_counter() - start
                     assert summary.done == n, summary
                     print(f"service  set size {set_size:2}  concurrency {concurrency}: {n / elapsed:5.1f} photos/s")
-        seg = Segmenter(DEFAULT_MODEL, threads=2)
+        seg = Segmenter(DEFAULT_MODEL)
         start = time.perf_counter()
         predict_paths(seg, sorted(folder.iterdir()), out_dir=Path(tmp) / "offline", batch_size=16, progress=False)
         elapsed = time.perf_counter() - start
-        print(f"offline  (carmask-predict, batch 16, 2 threads): {n / elapsed:5.1f} photos/s")
+        print(f"offline  (carmask-predict, batch 16): {n / elapsed:5.1f} photos/s")
 
 
 if __name__ == "__main__":

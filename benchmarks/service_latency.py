@@ -25,7 +25,7 @@ from carmask.outputs import mask_png, rle_record
 from carmask.preprocess import resize_image, threshold_u8, upsample_probabilities
 
 
-def stage_breakdown(photos: list[tuple[str, bytes]], threads: int = 2, rounds: int = 3) -> dict[str, float]:
+def stage_breakdown(photos: list[tuple[str, bytes]], threads: int = 0, rounds: int = 3) -> dict[str, float]:
     """Milliseconds per photo in each stage of POST /segment, measured in-process."""
     seg = Segmenter(DEFAULT_MODEL, threads=threads)
     times: dict[str, list[float]] = {k: [] for k in ("decode", "resize", "model", "upsample", "png", "rle")}

@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     config = json.loads((args.run_dir / "config.json").read_text())
     _, val = read_split(args.run_dir / "split.json", read_carvana(Path(config["data_dir"])))
-    seg = Segmenter(args.model, threads=2)
+    seg = Segmenter(args.model)
     images, _ = load_arrays(val, seg.input_size, Path(config["cache_dir"]))
     dice = {"probabilities, bilinear": [], "binary mask, nearest": []}
     for start in range(0, len(val), 16):
