@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest, load_manifest
 from carmask.preprocess import load_for_model, probabilities_to_mask
 
@@ -97,12 +99,40 @@ class Segmenter:
             prob = 0.5 * (prob + self._run(x[:, :, ::-1])[:, :, ::-1])
         return prob
 
-    def predict_masks(self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None):
-        """Masks (0/1 uint8) at each photo's own size, for file paths or bytes."""
-        loaded = [load_for_model(s, self.input_size, max_pixels) for s in sources]
-        prob = self.probabilities(np.stack([arr for arr, _ in loaded]))
+    def segment_files(
+        self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None, seconds=None
+    ) -> list[np.ndarray | Exception]:
+        """One 0/1 mask at the photo's own size per source (path or bytes), or the decode error for that photo.
+
+        `seconds`, a dict, gathers the time spent in "decode", "model" and "upsample".
+        """
+        t0 = time.perf_counter()
+        results: list[np.ndarray | Exception] = []
+        loaded: list[tuple[int, np.ndarray, Photo]] = []
+        for i, source in enumerate(sources):
+            try:
+                loaded.append((i, *load_for_model(source, self.input_size, max_pixels)))
+                results.append(None)  # filled below
+            except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
+                results.append(exc)
+        t1 = time.perf_counter()
+        probs = self.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
+        t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
-        return [probabilities_to_mask(p, photo.size, thr) for p, (_, photo) in zip(prob, loaded, strict=True)]
+        for (i, _, photo), prob in zip(loaded, probs, strict=True):
+            results[i] = probabilities_to_mask(prob, photo.size, thr)
+        if seconds is not None:
+            for key, spent in (("decode", t1 - t0), ("model", t2 - t1), ("upsample", time.perf_counter() - t2)):
+                seconds[key] = seconds.get(key, 0.0) + spent
+        return results
+
+    def predict_masks(self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None):
+        """Masks (0/1 uint8) at each photo's own size, for file paths or bytes; raises on a bad photo."""
+        results = self.segment_files(sources, threshold, max_pixels)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
 
 def default_threads() -> int:

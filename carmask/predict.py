@@ -19,10 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from carmask.files import FORMATS, expand_inputs, output_path, write_atomic
-from carmask.imaging import ImageDecodeError, ImageTooLargeError, open_photo
+from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import cutout_png, mask_png, overlay_jpeg, rle_record
-from carmask.preprocess import load_for_model, probabilities_to_mask
 
 
 def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
@@ -61,32 +60,19 @@ def predict_paths(
 ) -> PredictStats:
     """Segment `photos` and write one output each; failures are collected, never raised."""
     stats = PredictStats()
-    thr = segmenter.threshold if threshold is None else threshold
     bar = tqdm(total=len(photos), unit="photo", disable=not progress)
     for batch in _batches(photos, batch_size):
-        t0 = time.perf_counter()
-        loaded = []
-        for path in batch:
-            try:
-                loaded.append((path, *load_for_model(path, segmenter.input_size)))
-            except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
-                stats.failed[str(path)] = str(exc) or type(exc).__name__
-                bar.update(1)
-        t1 = time.perf_counter()
-        probs = segmenter.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
-        t2 = time.perf_counter()
-        masks = [
-            probabilities_to_mask(prob, photo.size, thr) for (_, _, photo), prob in zip(loaded, probs, strict=True)
-        ]
-        t3 = time.perf_counter()
-        for (path, _, _), mask in zip(loaded, masks, strict=True):
-            target = output_path(path, fmt, out_dir, root)
-            write_atomic(target, render(fmt, path, mask))
-            stats.written.append(target)
+        results = segmenter.segment_files(batch, threshold, seconds=stats.seconds)
+        start = time.perf_counter()
+        for path, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                stats.failed[str(path)] = str(result) or type(result).__name__
+            else:
+                target = output_path(path, fmt, out_dir, root)
+                write_atomic(target, render(fmt, path, result))
+                stats.written.append(target)
             bar.update(1)
-        t4 = time.perf_counter()
-        for key, seconds in zip(stats.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            stats.seconds[key] += seconds
+        stats.seconds["encode"] += time.perf_counter() - start
     bar.close()
     return stats
 

@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from carmask import rle
 from carmask.files import PHOTO_SUFFIXES, write_atomic
 
@@ -152,21 +150,9 @@ def service_rle(client) -> RLEFunction:
 
 def offline_rle(segmenter) -> RLEFunction:
     """RLE through the ONNX model in-process, with the same pipeline as carmask-predict."""
-    from carmask.imaging import ImageDecodeError, ImageTooLargeError
-    from carmask.preprocess import load_for_model, probabilities_to_mask
 
     def run(paths: list[Path]) -> dict[str, str | Exception]:
-        results: dict[str, str | Exception] = {}
-        loaded = []
-        for path in paths:
-            try:
-                loaded.append((path, *load_for_model(path, segmenter.input_size)))
-            except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
-                results[path.name] = exc
-        if loaded:
-            probs = segmenter.probabilities(np.stack([arr for _, arr, _ in loaded]))
-            for (path, _, photo), prob in zip(loaded, probs, strict=True):
-                results[path.name] = rle.encode(probabilities_to_mask(prob, photo.size, segmenter.threshold))
-        return results
+        results = segmenter.segment_files(paths)
+        return {p.name: (r if isinstance(r, Exception) else rle.encode(r)) for p, r in zip(paths, results, strict=True)}
 
     return run
