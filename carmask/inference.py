@@ -133,7 +133,3 @@ class Segmenter:
             if isinstance(result, Exception):
                 raise result
         return results
-
-
-def default_threads() -> int:
-    return int(os.environ.get("CARMASK_THREADS", "0"))

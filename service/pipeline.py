@@ -8,6 +8,7 @@ both cores busy.
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from carmask.files import FORMATS
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
 from carmask.outputs import cutout_png, mask_png, rle_record
-from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image, threshold_u8
+from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image
 from service.errors import classify
 
 
@@ -71,10 +73,8 @@ def run_model(segmenter: Segmenter, prepared: list[Prepared], timer=None) -> np.
 
 
 def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize) -> Result:
-    if size is MaskSize.model:
-        mask = threshold_u8(np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8), threshold)
-    else:
-        mask = probabilities_to_mask(prob, prepared.photo.size, threshold)
+    target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
+    mask = probabilities_to_mask(prob, target, threshold)
     return Result(prepared.name, mask, mask.shape[1], mask.shape[0])
 
 
@@ -136,23 +136,17 @@ def rle_entry(result: Result) -> dict:
     return {"name": result.name, **rle_record(result.mask)}
 
 
-def mask_file_name(photo_name: str) -> str:
-    return f"{Path(photo_name).stem or 'photo'}_mask.png"
-
-
 def zip_of_masks(results: list[Result], errors: list[dict]) -> bytes:
     """PNG masks named after the photos, plus errors.json when some photos failed."""
-    import json
-
     buf = io.BytesIO()
     used: set[str] = set()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
         for result in results:
-            name = mask_file_name(result.name)
-            stem, n = name[: -len("_mask.png")], 1
+            stem, n = Path(result.name).stem or "photo", 1
+            name = stem + FORMATS["mask"]
             while name in used:  # two uploads with the same file name keep both masks
                 n += 1
-                name = f"{stem}_{n}_mask.png"
+                name = f"{stem}_{n}{FORMATS['mask']}"
             used.add(name)
             zf.writestr(name, mask_png(result.mask))
         if errors:
