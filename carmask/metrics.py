@@ -2,7 +2,8 @@
 
 Kaggle's Carvana score is the mean over images of each image's Dice; pixel
 accuracy and IoU are reported the same way. An image where both prediction
-and truth are empty scores 1.
+and truth are empty scores 1. Pixels outside `valid` (a label's ignored
+region) count nowhere.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def per_image_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Dice, IoU and pixel accuracy for each image of (N, H, W) binary arrays."""
+def per_image_scores(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Dice, IoU and pixel accuracy for each image of (N, H, W) binary arrays, over the `valid` pixels."""
     pred = pred.reshape(len(pred), -1).astype(bool)
     truth = truth.reshape(len(truth), -1).astype(bool)
+    if valid is not None:
+        valid = valid.reshape(len(valid), -1).astype(bool)
+        pred, truth = pred & valid, truth & valid
     inter = np.count_nonzero(pred & truth, axis=1).astype(np.float64)
     p_sum = np.count_nonzero(pred, axis=1).astype(np.float64)
     t_sum = np.count_nonzero(truth, axis=1).astype(np.float64)
@@ -21,7 +25,9 @@ def per_image_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarra
     empty = (p_sum + t_sum) == 0
     dice = np.where(empty, 1.0, 2 * inter / np.maximum(p_sum + t_sum, 1))
     iou = np.where(empty, 1.0, inter / np.maximum(union, 1))
-    accuracy = np.count_nonzero(pred == truth, axis=1) / pred.shape[1]
+    counted = pred.shape[1] if valid is None else np.maximum(np.count_nonzero(valid, axis=1), 1)
+    wrong = np.count_nonzero(pred != truth, axis=1)
+    accuracy = 1.0 - wrong / counted
     return {"dice": dice, "iou": iou, "accuracy": accuracy}
 
 

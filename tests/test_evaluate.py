@@ -37,6 +37,14 @@ def trained(tmp_path_factory):
         "0.25",
         "--workers",
         "1",
+        "--architecture",
+        "unet",
+        "--sources",
+        "carvana:1",
+        "--samples-per-epoch",
+        "0",
+        "--cache-size",
+        "32",
     ]
     train_main(args)
     return tmp
@@ -45,10 +53,20 @@ def trained(tmp_path_factory):
 def test_evaluate_checkpoint_writes_report_and_examples(trained, capsys):
     run = trained / "run"
     evaluate_main(
-        [str(run / "best.keras"), "--run-dir", str(run), "--image-size", "32", "--cache-dir", str(trained / "cache")]
+        [
+            str(run / "best.keras"),
+            "--run-dir",
+            str(run),
+            "--image-size",
+            "32",
+            "--cache-dir",
+            str(trained / "cache"),
+            "--sets",
+            "carvana",
+        ]
     )
-    report = json.loads((run / "eval" / "report.json").read_text())
-    assert report["images"] == 3 and report["cars"] == 1  # the one validation car, all its views
+    report = json.loads((run / "eval" / "report.json").read_text())["sets"]["carvana"]
+    assert report["images"] == 3 and report["groups"] == 1  # the one validation car, all its views
     for key in (
         "dice_model",
         "iou_model",
@@ -59,9 +77,10 @@ def test_evaluate_checkpoint_writes_report_and_examples(trained, capsys):
         "loss_model",
     ):
         assert 0 <= report[key] <= 10, key
-    assert list(report["per_car"]) == json.loads((run / "split.json").read_text())["val_cars"]
-    assert (run / "eval" / "examples.png").stat().st_size > 0
-    assert "per car" in capsys.readouterr().out
+    assert list(report["per_group"]) == json.loads((run / "split.json").read_text())["val_cars"]
+    assert sum(k["images"] for k in report["per_kind"].values()) == 3
+    assert (run / "eval" / "examples_carvana.png").stat().st_size > 0
+    assert "per photo kind" in capsys.readouterr().out
 
 
 def test_exported_model_scores_like_the_checkpoint(trained):
@@ -80,9 +99,8 @@ def test_exported_model_scores_like_the_checkpoint(trained):
         ]
     )
     manifest = json.loads((trained / "models" / "tiny.json").read_text())
-    assert manifest["metrics"]["dice_model"] == pytest.approx(
-        json.loads((run / "eval" / "report.json").read_text())["dice_model"]
-    )
+    keras_report = json.loads((run / "eval" / "report.json").read_text())["sets"]["carvana"]
+    assert manifest["metrics"]["carvana"]["dice_model"] == pytest.approx(keras_report["dice_model"])
     assert manifest["training"]["val_images"] == 3 and manifest["training"]["train_cars"] == 3
     evaluate_main(
         [
@@ -95,10 +113,11 @@ def test_exported_model_scores_like_the_checkpoint(trained):
             str(trained / "cache"),
             "--out",
             str(trained / "onnx-eval"),
+            "--sets",
+            "carvana",
         ]
     )
-    keras_report = json.loads((run / "eval" / "report.json").read_text())
-    onnx_report = json.loads((trained / "onnx-eval" / "report.json").read_text())
+    onnx_report = json.loads((trained / "onnx-eval" / "report.json").read_text())["sets"]["carvana"]
     assert onnx_report["dice_original"] == pytest.approx(keras_report["dice_original"], abs=1e-3)
 
 
@@ -110,6 +129,7 @@ def test_exported_model_scores_like_the_checkpoint(trained):
         "training.cli:export_main",
         "carmask.predict:main",
         "carmask.client.cli:main",
+        "training.weights.fetch:main",
         "service.__main__:main",
     ],
 )

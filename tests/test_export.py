@@ -86,3 +86,23 @@ def test_int8_variant_has_its_own_manifest_and_stays_close(exported):
     float_prob = Segmenter(manifest.path).probabilities(images[:4])
     int8_prob = Segmenter(quantized.path).probabilities(images[:4])
     assert np.abs(float_prob - int8_prob).mean() < 0.05
+
+
+def test_pretrained_unet_exports_with_its_normalisation_in_the_manifest(tmp_path):
+    """The manifest carries the ImageNet mean/std the encoder needs, and the served output matches Keras."""
+    from training.model.encoders.mobilenet_v2 import MEAN, STD
+    from training.model.mobile_unet import MobileUNetConfig
+
+    keras.utils.set_random_seed(0)
+    cfg = MobileUNetConfig()
+    cfg.build().save(tmp_path / "best.keras")
+    norm = cfg.normalisation
+    config = {"model": cfg.to_dict(), "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    manifest = export(tmp_path / "best.keras", tmp_path / "models", "mobile", "2.0.0", image_size=64)
+    assert tuple(manifest.input.mean) == MEAN and tuple(manifest.input.std) == STD
+    assert manifest.architecture["name"] == "mobile_unet" and manifest.architecture["depth"] == 5
+    model = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    x = np.random.default_rng(2).integers(0, 255, (2, 64, 96, 3), np.uint8)
+    expected = keras.ops.convert_to_numpy(model(norm.apply(x)))[..., 0]
+    assert np.abs(Segmenter(manifest.path).probabilities(x) - expected).max() <= 1e-4

@@ -60,3 +60,63 @@ def test_metrics_per_image():
     assert scores["iou"][0] == pytest.approx(8 / 12)
     assert scores["accuracy"][0] == pytest.approx(12 / 16)
     assert scores["dice"][1] == 1.0 and scores["iou"][1] == 1.0  # both empty: a perfect answer
+
+
+def test_losses_ignore_pixels_labelled_255_on_known_values():
+    y = np.array([[0.0, 1.0, 255.0, 255.0]], np.float32).reshape(1, 1, 4, 1)
+    p = np.array([[0.5, 0.5, 0.999, 0.001]], np.float32).reshape(1, 1, 4, 1)
+    # BCE over the two valid pixels: -(log 0.5 + log 0.5) / 2 = log 2, whatever the ignored ones say.
+    assert float(keras.ops.convert_to_numpy(bce(y, p))) == pytest.approx(np.log(2), rel=1e-5)
+    # Dice over valid pixels: intersection 0.5, |y| 1, |p| 1 -> 1 - (2 * 0.5 + 1) / (2 + 1).
+    assert float(keras.ops.convert_to_numpy(dice_loss(y, p))) == pytest.approx(1 - 2 / 3, rel=1e-5)
+    flipped = p.copy()
+    flipped[0, 0, 2:] = 1 - flipped[0, 0, 2:]  # change only ignored pixels: the loss must not move
+    for fn in (bce, dice_loss, bce_dice):
+        a, b = (float(keras.ops.convert_to_numpy(fn(y, q))) for q in (p, flipped))
+        assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_metrics_leave_ignored_pixels_out_on_known_values():
+    truth = np.array([[[1, 1, 0, 0, 0, 0]]], np.uint8)
+    pred = np.array([[[1, 0, 1, 1, 1, 0]]], np.uint8)
+    valid = np.array([[[1, 1, 1, 0, 0, 1]]], bool)  # two false positives fall where the label is ignored
+    scores = per_image_scores(pred, truth, valid)
+    # Counted: TP 1, FN 1, FP 1, TN 1 -> Dice 2/4, IoU 1/3, accuracy 2/4.
+    assert scores["dice"][0] == pytest.approx(0.5)
+    assert scores["iou"][0] == pytest.approx(1 / 3)
+    assert scores["accuracy"][0] == pytest.approx(0.5)
+    assert per_image_scores(pred, truth)["iou"][0] == pytest.approx(1 / 5)  # without the ignore mask
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (96, 160)])
+def test_pretrained_unet_is_fully_convolutional(h, w):
+    from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
+
+    model = build_mobile_unet(MobileUNetConfig())  # random weights: shapes only
+    out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
+    assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
+
+
+def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
+    from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
+
+    with pytest.raises(ValueError, match="divisible by 32"):
+        build_mobile_unet(MobileUNetConfig(), input_size=(100, 96))
+    with pytest.raises(ValueError, match="3-channel"):
+        build_mobile_unet(MobileUNetConfig(in_channels=8))
+    with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):
+        build_mobile_unet(MobileUNetConfig(weights=tmp_path / "missing.npz"))
+
+
+def test_pretrained_unet_refuses_partial_weights_and_states_its_normalisation(tmp_path):
+    from training.model.encoders.mobilenet_v2 import MEAN, STD
+    from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
+
+    first = build_mobile_unet(MobileUNetConfig())
+    conv = first.get_layer("features_0_0").get_weights()[0]
+    state = {"features.0.0.weight": conv.transpose(3, 2, 0, 1) * 0 + 0.25}  # torch layout (out, in, kh, kw)
+    np.savez(tmp_path / "w.npz", **state)
+    with pytest.raises(KeyError):  # a partial state dict is an error, not a silent half-load
+        build_mobile_unet(MobileUNetConfig(weights=tmp_path / "w.npz"))
+    cfg = MobileUNetConfig()
+    assert cfg.normalisation.mean == MEAN and cfg.normalisation.std == STD

@@ -10,7 +10,7 @@ from carmask.preprocess import Normalisation
 from tests.fixtures import make_carvana
 from training.config import TrainConfig
 from training.data.augment import PRESETS
-from training.data.dataset import SegmentationBatches
+from training.data.dataset import MixedBatches, SourceArrays
 from training.train import run_training
 
 pytestmark = pytest.mark.slow
@@ -29,6 +29,10 @@ def config(tmp_path, data, **overrides) -> TrainConfig:
         augment="none",
         val_fraction=0.25,
         workers=1,
+        architecture="unet",
+        sources="carvana:1",
+        samples_per_epoch=0,
+        cache_size=32,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -68,7 +72,8 @@ def test_early_stopping_stops(tmp_path, data):
 def test_same_seed_same_batches():
     images = np.random.default_rng(0).integers(0, 255, (10, 16, 16, 3), np.uint8)
     masks = (images[..., 0] > 128).astype(np.uint8)
-    make = lambda seed: SegmentationBatches(images, masks, 4, Normalisation(), PRESETS["original"], seed=seed)  # noqa: E731
+    source = SourceArrays("carvana", images, masks)
+    make = lambda seed: MixedBatches([source], 4, Normalisation(), PRESETS["original"], seed=seed)  # noqa: E731
     a, b, c = make(1), make(1), make(2)
     for batches in (a, b, c):
         batches.set_epoch(3)

@@ -31,13 +31,17 @@ def train_main(argv: list[str] | None = None) -> None:
 def evaluate_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="carmask-evaluate",
-        description="Evaluate a checkpoint (.keras) or exported model (.onnx/.json) on the validation cars of a "
-        "run, or on every labelled photo of a folder. Prints Dice/IoU/accuracy at model and original "
-        "resolution, writes report.json and examples.png.",
+        description="Evaluate a checkpoint (.keras) or exported model (.onnx/.json) on each validation set of a "
+        "run (Carvana validation cars, DSMLR test photos, held-out DAVIS sequences, car-free photos), or on every "
+        "labelled photo of a Carvana folder. Prints Dice/IoU/coverage per set and per photo kind at model and "
+        "original resolution, writes report.json and examples_<set>.png.",
     )
     parser.add_argument("model", type=Path, help="best.keras, last.keras, or models/<name>.onnx")
-    parser.add_argument("--run-dir", type=Path, help="use this run's validation cars (split.json)")
-    parser.add_argument("--data-dir", type=Path, help="labelled Carvana folder (default: the run's data_dir)")
+    parser.add_argument("--run-dir", type=Path, help="use this run's held-out data (split.json, config.json)")
+    parser.add_argument("--data-dir", type=Path, help="labelled Carvana folder: every photo (instead of a run)")
+    parser.add_argument(
+        "--sets", help="comma-separated subset of carvana,dsmlr,davis,no_car (default: those present here)"
+    )
     parser.add_argument("--out", type=Path, help="report folder (default: <run-dir>/eval or ./eval)")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--image-size", type=int, default=256)
@@ -48,40 +52,38 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
     args = parser.parse_args(argv)
 
+    from training.config import TrainConfig, load_run_config
+    from training.data.mixture import available_sets, held_out_photos
     from training.data.reader import read_carvana
     from training.data.split import read_split
-    from training.evaluate import EvalConfig, evaluate, load_predictor, print_summary, write_report
+    from training.evaluate import EvalConfig, evaluate, load_predictor, print_summary, summary, write_reports
 
     if args.run_dir is None and args.data_dir is None:
-        parser.error("give --run-dir (its validation cars) or --data-dir (all labelled photos)")
-    data_dir = args.data_dir
-    if data_dir is None:
-        data_dir = Path(json.loads((args.run_dir / "config.json").read_text())["data_dir"])
-    samples = read_carvana(data_dir)
-    if args.run_dir is not None:
-        _, samples = read_split(args.run_dir / "split.json", samples)
+        parser.error("give --run-dir (its held-out data) or --data-dir (all labelled photos of a Carvana folder)")
+    if args.record and args.model.suffix not in (".onnx", ".json"):
+        parser.error("--record needs an exported model (.onnx or .json)")
+    run_cfg = load_run_config(args.run_dir) if args.run_dir else TrainConfig(data_dir=args.data_dir)
+    carvana = read_carvana(args.data_dir or run_cfg.data_dir)
+    if args.run_dir is not None and args.data_dir is None:
+        _, carvana = read_split(args.run_dir / "split.json", carvana)
+    names = args.sets.split(",") if args.sets else (available_sets(run_cfg) if args.data_dir is None else ["carvana"])
     cfg = EvalConfig(image_size=args.image_size, threshold=args.threshold, original_resolution=not args.no_original)
-    predictor = load_predictor(args.model, flip_tta=args.flip_tta, threads=args.threads)
-    report, extras = evaluate(predictor, samples, cfg, args.cache_dir)
-    report.update(model=str(args.model), flip_tta=args.flip_tta, data_dir=str(data_dir))
+    predictor = load_predictor(args.model, flip_tta=args.flip_tta, threads=args.threads, run_dir=args.run_dir)
+    reports, extras = {}, {}
+    for name in names:
+        reports[name], extras[name] = evaluate(predictor, held_out_photos(run_cfg, carvana, name), cfg, args.cache_dir)
+        reports[name].update(model=str(args.model), flip_tta=args.flip_tta)
     out = args.out or ((args.run_dir / "eval") if args.run_dir else Path("eval"))
-    write_report(report, extras, out, cfg.threshold)
-    print_summary(report)
-    print(f"report: {out / 'report.json'}  examples: {out / 'examples.png'}")
+    write_reports(reports, extras, out, cfg.threshold)
+    print_summary(reports)
+    print(f"report: {out / 'report.json'}  examples: {out}/examples_<set>.png")
     if args.record:
         from carmask.manifest import load_manifest
 
-        if args.model.suffix not in (".onnx", ".json"):
-            parser.error("--record needs an exported model (.onnx or .json)")
         manifest = load_manifest(args.model.with_suffix(".json"))
-        manifest.metrics = summary_metrics(report)
+        manifest.metrics = summary(reports)
         manifest.save(manifest.path)
         print(f"recorded the figures in {manifest.path}")
-
-
-def summary_metrics(report: dict) -> dict:
-    """The headline figures of an evaluation report, as a manifest records them."""
-    return {k: v for k, v in report.items() if k not in ("per_image", "per_car")}
 
 
 def export_main(argv: list[str] | None = None) -> None:
@@ -92,8 +94,8 @@ def export_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("checkpoint", type=Path, help="e.g. runs/unet/best.keras")
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
-    parser.add_argument("--name", default="carmask-unet")
-    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--name", default="carmask-v2")
+    parser.add_argument("--version", default="2.0.0")
     parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
     parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
     parser.add_argument("--image-size", type=int, default=256)
@@ -107,7 +109,7 @@ def export_main(argv: list[str] | None = None) -> None:
 
     from training.export import export
 
-    metrics = summary_metrics(json.loads(args.report.read_text())) if args.report else {}
+    metrics = json.loads(args.report.read_text())["summary"] if args.report else {}
     manifest = export(
         args.checkpoint,
         args.out_dir,

@@ -1,4 +1,9 @@
-"""Training configuration: every knob of a run, with its default, in one place."""
+"""Training configuration: every knob of a run, with its default, in one place.
+
+The defaults are the recipe of the shipped model (carmask-v2): a MobileNetV2 U-Net trained on a weighted
+mixture of Carvana, copy-paste composites, DSMLR, DAVIS and car-free photos. The v1 recipe is
+`--architecture unet --sources carvana:1 --augment mild --samples-per-epoch 0 --learning-rate 2e-3 ...`.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.data.augment import AugmentConfig, preset
-from training.model.unet import UNetConfig
+from training.model import ARCHITECTURES, MobileUNetConfig, UNetConfig
 
 ENV_PREFIX = "CARMASK_TRAIN_"
+SOURCE_NAMES = ("carvana", "composite", "dsmlr", "davis", "negatives")
 
 
 @dataclass
 class TrainConfig:
     data_dir: Path = Path("../shared/data/carvana")
-    run_dir: Path = Path("runs/unet")
+    dsmlr_dir: Path = Path("../shared/data/cars-outside/dsmlr")
+    davis_dir: Path = Path("../shared/data/cars-outside/davis")
+    backgrounds_dir: Path = Path("../shared/data/backgrounds/bsds500")
+    sources: str = "carvana:0.25,composite:0.25,dsmlr:0.35,davis:0.1,negatives:0.05"
+    davis_val_sequences: str = "car-roundabout"  # held out whole; the other sequences train
+    run_dir: Path = Path("runs/v2")
     cache_dir: Path | None = Path(".cache/carmask")
-    epochs: int = 40
+    epochs: int = 22
+    samples_per_epoch: int = 1600  # drawn from the sources by weight; 0: every photo once
     batch_size: int = 16
-    learning_rate: float = 2e-3
-    min_learning_rate: float = 2e-5  # cosine decay floor
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-5  # cosine decay floor
     loss: str = "bce_dice"
     image_size: int = 256
-    base_width: int = 8
-    depth: int = 4
-    batchnorm: bool = True
-    augment: str = "mild"  # preset: none, mild, original
+    cache_size: int = 320  # photos are cached this large, so crops resample down to image_size
+    architecture: str = "mobile_unet"  # unet (classic, from scratch) or mobile_unet (pretrained MobileNetV2)
+    encoder_weights: Path | None = Path(".cache/carmask/weights/mobilenet_v2_imagenet.npz")
+    base_width: int = 8  # classic U-Net only
+    depth: int = 4  # classic U-Net only
+    batchnorm: bool = True  # classic U-Net only
+    augment: str = "photos"  # preset: none, mild, original (ImageDataGenerator settings), photos
     rotation: float | None = None  # preset overrides
     width_shift: float | None = None
     height_shift: float | None = None
@@ -34,9 +49,9 @@ class TrainConfig:
     horizontal_flip: bool | None = None
     val_fraction: float = 0.2
     seed: int = 42
-    patience: int = 10  # early stopping: epochs without a better validation Dice
+    patience: int = 10  # early stopping: epochs without a better validation score
     threshold: float = 0.5
-    max_images: int | None = None  # use only the first N photos (smoke runs)
+    max_images: int | None = None  # use only the first N photos of each source (smoke runs)
     resume: bool = False
     workers: int = 2  # processes decoding the cache
 
@@ -44,8 +59,27 @@ class TrainConfig:
     def size(self) -> tuple[int, int]:
         return (self.image_size, self.image_size)
 
-    def unet(self) -> UNetConfig:
-        return UNetConfig(base_width=self.base_width, depth=self.depth, batchnorm=self.batchnorm)
+    def source_weights(self) -> dict[str, float]:
+        """`sources` parsed: {name: weight}, names checked."""
+        weights = {}
+        for part in filter(None, (p.strip() for p in self.sources.split(","))):
+            name, _, value = part.partition(":")
+            if name not in SOURCE_NAMES:
+                raise ValueError(f"unknown source {name!r} in sources={self.sources!r}; choose from {SOURCE_NAMES}")
+            try:
+                weights[name] = float(value or 1)
+            except ValueError:
+                raise ValueError(f"source {name!r}: weight {value!r} is not a number") from None
+        if "carvana" not in weights:
+            raise ValueError("sources must include carvana (its cars are also the composites' cars)")
+        return weights
+
+    def model(self) -> UNetConfig | MobileUNetConfig:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; choose from {sorted(ARCHITECTURES)}")
+        if self.architecture == "unet":
+            return UNetConfig(base_width=self.base_width, depth=self.depth, batchnorm=self.batchnorm)
+        return MobileUNetConfig(weights=self.encoder_weights)
 
     def augmentation(self) -> AugmentConfig:
         return preset(
@@ -61,9 +95,31 @@ class TrainConfig:
 
 HELP = {
     "data_dir": "Carvana folder (train/, train_masks/ or train_masks.csv)",
+    "dsmlr_dir": "DSMLR car parts folder (trainingset/ trains, testset/ validates)",
+    "davis_dir": "DAVIS-2016 folder (JPEGImages/480p, Annotations/480p)",
+    "backgrounds_dir": "car-free photos <split>_<id>.jpg (train/val: composites and negatives; test: validation)",
+    "sources": "training mixture, name:weight,... from carvana, composite, dsmlr, davis, negatives",
+    "davis_val_sequences": "DAVIS sequences held out for validation (comma-separated)",
     "run_dir": "where checkpoints, logs, plots and the split are written",
     "cache_dir": "cache of resized arrays (none to disable)",
-    "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings)",
-    "base_width": "U-Net channels at full resolution (doubles per level)",
+    "samples_per_epoch": "photos per epoch drawn from the sources by weight (0: each photo once)",
+    "architecture": "unet (classic U-Net from scratch) or mobile_unet (ImageNet MobileNetV2 encoder)",
+    "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
+    "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
+    "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
 }
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig a run was started with (its config.json), paths as Paths; unknown keys ignored."""
+    import json
+    import typing
+
+    data = json.loads((Path(run_dir) / "config.json").read_text())
+    values = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        if name in data:
+            is_path = hint is Path or Path in typing.get_args(hint)
+            values[name] = Path(data[name]) if is_path and data[name] is not None else data[name]
+    return TrainConfig(**values)

@@ -1,9 +1,11 @@
-"""Evaluate a Keras checkpoint or an exported ONNX model on labelled Carvana photos.
+"""Evaluate a Keras checkpoint or an exported ONNX model on labelled photos, set by set.
 
-Reports loss, pixel accuracy, Dice and IoU (means over images) at the model's
-resolution and at each photo's original resolution (probabilities upsampled,
-then thresholded, exactly as the service does), a per-car table, a JSON
-report, and a PNG sheet of the best and worst examples.
+For each validation set (Carvana's held-out cars, DSMLR's test photos, a held-out DAVIS sequence, car-free
+photos) it reports loss, pixel accuracy, Dice, IoU and predicted coverage (means over images) at the
+model's resolution and at each photo's original resolution (probabilities upsampled, then thresholded,
+exactly as the service does), per group (car, sequence) and per photo kind (how much of the frame the car
+fills), with a JSON report and a PNG sheet of the best and worst examples of each set. Ignored pixels (255
+in a label) count nowhere.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ from tqdm import tqdm
 from carmask.metrics import per_image_scores
 from carmask.preprocess import Normalisation, probabilities_to_mask
 from training.data.cache import load_arrays
-from training.data.reader import Sample, load_mask
+from training.data.sources import IGNORE
 from training.losses import get_loss
+
+# Photo kinds by how much of the (valid) frame the car covers.
+KINDS = (
+    (0.0, "no car"),
+    (1e-9, "small car (<10% of frame)"),
+    (0.10, "medium car (10-40%)"),
+    (0.40, "large car (>40%)"),
+)
+HEADLINE = ("images", "groups", "loss_model", "dice_model", "iou_model", "dice_original", "iou_original")
 
 
 class KerasPredictor:
@@ -45,14 +56,24 @@ class KerasPredictor:
         return prob
 
 
-def load_predictor(path: Path, flip_tta: bool = False, threads: int = 0):
+def run_normalisation(run_dir: Path | None) -> Normalisation:
+    """The input normalisation a run trained with (config.json), pixel / 255 for runs that predate it."""
+    config_file = run_dir / "config.json" if run_dir else None
+    if config_file is None or not config_file.is_file():
+        return Normalisation()
+    data = json.loads(config_file.read_text()).get("normalisation")
+    return Normalisation(data["scale"], tuple(data["mean"]), tuple(data["std"])) if data else Normalisation()
+
+
+def load_predictor(path: Path, flip_tta: bool = False, threads: int = 0, run_dir: Path | None = None):
+    """An ONNX model (its manifest says the normalisation) or a Keras checkpoint (its run's config says it)."""
     if path.suffix in (".onnx", ".json"):
         from carmask.inference import Segmenter
 
         return Segmenter(
             path.with_suffix(".json"), providers=["CPUExecutionProvider"], threads=threads, flip_tta=flip_tta
         )
-    return KerasPredictor(path, flip_tta=flip_tta)
+    return KerasPredictor(path, run_normalisation(run_dir or path.parent), flip_tta=flip_tta)
 
 
 @dataclass
@@ -68,86 +89,110 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def evaluate(predictor, samples: list[Sample], cfg: EvalConfig, cache_dir: Path | None = None) -> tuple[dict, dict]:
-    """(report, extras): report is JSON-ready; extras holds arrays for the example sheet."""
+def photo_kind(car_fraction: float) -> str:
+    return [name for lower, name in KINDS if car_fraction >= lower][-1]
+
+
+def _scores(pred: np.ndarray, label: np.ndarray, suffix: str) -> dict[str, float]:
+    valid = label != IGNORE
+    scores = per_image_scores(pred[None], (label == 1)[None], valid[None])
+    row = {f"{k}_{suffix}": float(v[0]) for k, v in scores.items()}
+    row[f"coverage_{suffix}"] = float(np.count_nonzero(pred & valid) / max(1, np.count_nonzero(valid)))
+    return row
+
+
+def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None = None) -> tuple[dict, dict]:
+    """(report, extras) for one set: report is JSON-ready; extras holds arrays for the example sheet."""
     size = (cfg.image_size, cfg.image_size)
-    images, masks = load_arrays(samples, size, cache_dir)
+    images, labels = load_arrays(samples, size, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
     for start in tqdm(range(0, len(samples), cfg.batch_size), desc="evaluate", leave=False):
         batch = slice(start, start + cfg.batch_size)
         prob = predictor.probabilities(images[batch])
-        truth = masks[batch]
-        losses.append(
-            float(keras.ops.convert_to_numpy(loss_fn(truth[..., None].astype(np.float32), prob[..., None]))) * len(prob)
-        )
-        model_scores = per_image_scores(prob > cfg.threshold, truth)
+        truth = labels[batch]
+        loss = loss_fn(truth[..., None].astype(np.float32), prob[..., None])
+        losses.append(float(keras.ops.convert_to_numpy(loss)) * len(prob))
         for i, sample in enumerate(samples[batch]):
-            row = {
-                "image": sample.name,
-                "car": sample.car,
-                **{f"{k}_model": float(v[i]) for k, v in model_scores.items()},
-            }
+            valid = truth[i] != IGNORE
+            fraction = np.count_nonzero(truth[i] == 1) / max(1, np.count_nonzero(valid))
+            row = {"image": sample.name, "group": sample.group, "kind": photo_kind(fraction)}
+            row.update(_scores(prob[i] > cfg.threshold, truth[i], "model"))
             if cfg.original_resolution:
-                full_truth = load_mask(sample)
-                full_pred = probabilities_to_mask(prob[i], full_truth.shape[::-1], cfg.threshold)
-                scores = per_image_scores(full_pred[None], full_truth[None])
-                row.update({f"{k}_original": float(v[0]) for k, v in scores.items()})
+                full = sample.load_label()
+                row.update(
+                    _scores(probabilities_to_mask(prob[i], full.shape[::-1], cfg.threshold) == 1, full, "original")
+                )
             rows.append(row)
         probs.append(prob)
 
-    keys = [k for k in rows[0] if k not in ("image", "car")]
-    per_car = defaultdict(list)
+    keys = [k for k in rows[0] if k not in ("image", "group", "kind")]
+    by_group, by_kind = defaultdict(list), defaultdict(list)
     for row in rows:
-        per_car[row["car"]].append(row)
+        by_group[row["group"]].append(row)
+        by_kind[row["kind"]].append(row)
     report = {
         "images": len(rows),
-        "cars": len(per_car),
+        "groups": len(by_group),
         "threshold": cfg.threshold,
         "loss_model": sum(losses) / len(rows),
         **{k: _mean(rows, k) for k in keys},
-        "per_car": {car: {k: _mean(r, k) for k in keys} for car, r in sorted(per_car.items())},
+        "per_kind": {kind: {"images": len(r), **{k: _mean(r, k) for k in keys}} for kind, r in sorted(by_kind.items())},
+        "per_group": {group: {k: _mean(r, k) for k in keys} for group, r in sorted(by_group.items())},
         "per_image": rows,
     }
-    return report, {"images": images, "masks": masks, "probs": np.concatenate(probs)}
+    return report, {"images": images, "masks": labels, "probs": np.concatenate(probs)}
 
 
-def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> Image.Image:
-    """Photo with agreement tinted green, false positives red, false negatives blue."""
+def overlay(image: np.ndarray, pred: np.ndarray, label: np.ndarray) -> Image.Image:
+    """Photo with agreement tinted green, false positives red, misses blue; ignored pixels greyed."""
+    truth, ignored = label == 1, label == IGNORE
     out = image.astype(np.float32)
-    for mask, colour in (((pred & truth), (0, 255, 0)), ((pred & ~truth), (255, 0, 0)), ((~pred & truth), (0, 0, 255))):
+    for mask, colour in (
+        (pred & truth, (0, 255, 0)),
+        (pred & ~truth & ~ignored, (255, 0, 0)),
+        (~pred & truth, (0, 0, 255)),
+        (ignored, (128, 128, 128)),
+    ):
         out[mask] = 0.55 * out[mask] + 0.45 * np.array(colour, dtype=np.float32)
     return Image.fromarray(out.astype(np.uint8))
 
 
 def example_sheet(report: dict, extras: dict, path: Path, threshold: float, count: int = 4) -> None:
-    """A PNG: the `count` worst images (top row) and best (bottom row) by Dice."""
-    key = "dice_original" if "dice_original" in report["per_image"][0] else "dice_model"
+    """A PNG: the `count` worst images (top row) and best (bottom row) by IoU."""
+    key = "iou_original" if "iou_original" in report["per_image"][0] else "iou_model"
     order = np.argsort([r[key] for r in report["per_image"]])
+    count = min(count, len(order))
     picks = [*order[:count], *order[-count:]]
     h, w = extras["images"].shape[1:3]
     sheet = Image.new("RGB", (w * count, h * 2), "white")
     for slot, i in enumerate(picks):
-        tile = overlay(extras["images"][i], extras["probs"][i] > threshold, extras["masks"][i].astype(bool))
+        tile = overlay(extras["images"][i], extras["probs"][i] > threshold, extras["masks"][i])
         sheet.paste(tile, ((slot % count) * w, (slot // count) * h))
     sheet.save(path)
 
 
-def print_summary(report: dict) -> None:
-    print(f"{report['images']} images, {report['cars']} cars, threshold {report['threshold']}")
-    for res in ("model", "original"):
-        if f"dice_{res}" in report:
-            print(
-                f"  {res:>8} resolution: Dice {report[f'dice_{res}']:.4f}  IoU {report[f'iou_{res}']:.4f}  "
-                f"accuracy {report[f'accuracy_{res}']:.4f}"
-            )
-    print(f"  loss (model resolution): {report['loss_model']:.4f}")
-    print("  per car (Dice model / original):")
-    for car, scores in report["per_car"].items():
-        print(f"    {car}  {scores['dice_model']:.4f}  {scores.get('dice_original', float('nan')):.4f}")
+def summary(reports: dict[str, dict]) -> dict[str, dict]:
+    """The headline figures of each set, as a manifest records them."""
+    return {name: {k: r[k] for k in (*HEADLINE, "coverage_model") if k in r} for name, r in reports.items()}
 
 
-def write_report(report: dict, extras: dict, out_dir: Path, threshold: float) -> None:
+def print_summary(reports: dict[str, dict]) -> None:
+    res = "original" if all("iou_original" in r for r in reports.values()) else "model"
+    print(f"{'set':10} {'images':>6} {'groups':>6}   Dice {res:<9} IoU {res:<9} coverage  (model resolution: IoU)")
+    for name, r in reports.items():
+        print(
+            f"{name:10} {r['images']:6d} {r['groups']:6d}   {r[f'dice_{res}']:.4f}{'':9}  {r[f'iou_{res}']:.4f}"
+            f"{'':9}  {r[f'coverage_{res}']:.4f}    ({r['iou_model']:.4f})"
+        )
+    print("per photo kind (IoU):")
+    for name, r in reports.items():
+        kinds = "  ".join(f"{kind}: {k[f'iou_{res}']:.4f} ({k['images']})" for kind, k in r["per_kind"].items())
+        print(f"  {name:10} {kinds}")
+
+
+def write_reports(reports: dict[str, dict], extras: dict[str, dict], out_dir: Path, threshold: float) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    example_sheet(report, extras, out_dir / "examples.png", threshold)
+    (out_dir / "report.json").write_text(json.dumps({"sets": reports, "summary": summary(reports)}, indent=1))
+    for name, report in reports.items():
+        example_sheet(report, extras[name], out_dir / f"examples_{name}.png", threshold)

@@ -109,13 +109,35 @@ def source_commit() -> str:
         return "unknown"
 
 
+SOURCE_DESCRIPTIONS = {
+    "carvana": "Kaggle Carvana Image Masking, train/ (studio turntable photos; competition rules, research use)",
+    "composite": "copy-paste: Carvana training cars pasted onto BSDS500 train/val photos (research use)",
+    "dsmlr": "DSMLR Car Parts Segmentation v2, trainingset (parts = car, hull - parts ignored; no licence stated)",
+    "davis": "DAVIS-2016 car sequences except the held-out ones (research use)",
+    "negatives": "BSDS500 train/val photos without cars, empty masks (research use)",
+}
+
+
+def _sources(config: dict) -> dict[str, dict]:
+    from training.config import TrainConfig
+
+    weights = TrainConfig(sources=config.get("sources", "carvana:1")).source_weights()
+    return {name: {"weight": w, "data": SOURCE_DESCRIPTIONS[name]} for name, w in weights.items()}
+
+
 def training_summary(run_dir: Path) -> tuple[dict, dict]:
     """(training info, architecture) from a run folder's config.json, split.json and state.json."""
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     split = json.loads((run_dir / "split.json").read_text()) if (run_dir / "split.json").is_file() else {}
     state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").is_file() else {}
     info = {
-        "data": "Kaggle Carvana Image Masking (train/ subset: studio turntable photos, 1918x1280)",
+        "sources": _sources(config),
+        "held_out": {
+            "carvana": "validation cars (val_cars)",
+            "dsmlr": "testset/",
+            "davis": config.get("davis_val_sequences"),
+            "no_car": "BSDS500 test photos",
+        },
         "train_cars": len(split.get("train_cars", [])),
         "train_images": len(split.get("train_images", [])),
         "val_cars": split.get("val_cars", []),
@@ -124,10 +146,31 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
         "epochs_run": state.get("epoch"),
         "train_minutes": round(sum(h.get("seconds", 0) for h in state.get("history", [])) / 60, 1),
         "best_epoch": state.get("best_epoch"),
-        **{k: config[k] for k in ("epochs", "batch_size", "learning_rate", "loss", "augment") if k in config},
+        **{
+            k: config[k]
+            for k in ("epochs", "samples_per_epoch", "batch_size", "learning_rate", "loss", "augment", "image_size")
+            if k in config
+        },
     }
-    arch = {k: config[k] for k in ("base_width", "depth", "batchnorm") if k in config}
+    arch = config.get("model") or {"name": "unet", **{k: config[k] for k in ("base_width", "depth") if k in config}}
+    arch = {k: v for k, v in arch.items() if k != "weights"}
     return info, arch
+
+
+def run_input_spec(run_dir: Path, image_size: int) -> InputSpec:
+    """The model's input as its run trained it: size, and the normalisation in config.json."""
+    from training.evaluate import run_normalisation
+
+    norm = run_normalisation(run_dir)
+    return InputSpec(
+        name=INPUT_NAME,
+        layout="NHWC",
+        height=image_size,
+        width=image_size,
+        scale=norm.scale,
+        mean=tuple(norm.mean),
+        std=tuple(norm.std),
+    )
 
 
 def export(
@@ -158,7 +201,7 @@ def export(
         sha256=sha256_of(onnx_path),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         source_commit=source_commit(),
-        input=InputSpec(name=INPUT_NAME, layout="NHWC", height=image_size, width=image_size),
+        input=run_input_spec(run_dir, image_size),
         output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid"),
         threshold=threshold,
         architecture=arch,

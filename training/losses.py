@@ -2,7 +2,8 @@
 
 All take probabilities (the model ends in a sigmoid) of shape (N, H, W, 1)
 and return the mean over the batch. Dice is computed per image, then averaged,
-matching Kaggle's Carvana metric.
+matching Kaggle's Carvana metric. Labels are 0 or 1; any other value (the
+sources' ignore label, 255) marks a pixel that counts in neither term.
 """
 
 from __future__ import annotations
@@ -15,18 +16,28 @@ SMOOTH = 1.0
 
 
 @keras.saving.register_keras_serializable(package="carmask")
+def _split(y_true, y_pred):
+    """(label 0/1, valid 0/1) as floats of the prediction's dtype."""
+    y = ops.cast(y_true, y_pred.dtype)
+    valid = ops.cast(y <= 1.0, y_pred.dtype)
+    return y * valid, valid
+
+
+@keras.saving.register_keras_serializable(package="carmask")
 def bce(y_true, y_pred):
     p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
-    y = ops.cast(y_true, p.dtype)
-    return ops.mean(-(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p)))
+    y, valid = _split(y_true, p)
+    per_pixel = -(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p))
+    return ops.sum(per_pixel * valid) / ops.maximum(ops.sum(valid), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="carmask")
 def dice_loss(y_true, y_pred):
-    y = ops.cast(y_true, y_pred.dtype)
+    y, valid = _split(y_true, y_pred)
+    p = y_pred * valid
     axes = tuple(range(1, len(y_pred.shape)))
-    intersection = ops.sum(y * y_pred, axis=axes)
-    total = ops.sum(y, axis=axes) + ops.sum(y_pred, axis=axes)
+    intersection = ops.sum(y * p, axis=axes)
+    total = ops.sum(y, axis=axes) + ops.sum(p, axis=axes)
     return ops.mean(1.0 - (2.0 * intersection + SMOOTH) / (total + SMOOTH))
 
 

@@ -1,6 +1,8 @@
 """The training loop: epoch start, steps, validation, epoch end, checkpoint.
 
-Reads top to bottom. Uses only backend-neutral Keras calls (`train_on_batch`,
+Reads top to bottom. Validation scores each validation set (Carvana cars, DSMLR test
+photos, a held-out DAVIS sequence) apart; the best checkpoint is the one with the best
+mean IoU over the sets. Uses only backend-neutral Keras calls (`train_on_batch`,
 `predict_on_batch`), so `KERAS_BACKEND=jax` or `torch` trains the same model.
 """
 
@@ -21,14 +23,13 @@ from carmask.metrics import per_image_scores
 from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
 from training.config import TrainConfig
-from training.data.cache import load_arrays
-from training.data.dataset import SegmentationBatches
+from training.data.dataset import MixedBatches
+from training.data.mixture import ValidationSet, describe, training_sources, validation_sets
 from training.data.reader import read_carvana
+from training.data.sources import IGNORE
 from training.data.split import read_split, split_by_car, write_split
 from training.losses import get_loss
-from training.model.unet import build_unet
 
-NORMALISATION = Normalisation()  # pixel / 255; written into the exported manifest
 LOG_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_dice", "val_iou", "val_accuracy", "seconds"]
 
 
@@ -37,7 +38,7 @@ class RunState:
     """What a resumed run needs beyond the model and optimizer."""
 
     epoch: int = 0  # next epoch to run
-    best_dice: float = -1.0
+    best_score: float = -1.0  # mean validation IoU over the validation sets
     best_epoch: int = -1
     epochs_without_improvement: int = 0
     history: list[dict] = field(default_factory=list)
@@ -59,18 +60,30 @@ def cosine_lr(cfg: TrainConfig, epoch: int) -> float:
     )
 
 
-def validate(model: keras.Model, images: np.ndarray, masks: np.ndarray, cfg: TrainConfig) -> dict[str, float]:
-    """Loss and per-image-mean Dice/IoU/accuracy on the validation arrays."""
+def validate_set(
+    model: keras.Model, data: ValidationSet, normalisation: Normalisation, cfg: TrainConfig
+) -> dict[str, float]:
+    """Loss and per-image-mean Dice/IoU/accuracy on one validation set (ignored pixels left out)."""
     loss_fn = get_loss(cfg.loss)
     losses, scores = [], {"dice": [], "iou": [], "accuracy": []}
-    for start in range(0, len(images), cfg.batch_size):
-        x = NORMALISATION.apply(images[start : start + cfg.batch_size])
-        y = masks[start : start + cfg.batch_size].astype(np.float32)[..., None]
+    for start in range(0, len(data.images), cfg.batch_size):
+        x = normalisation.apply(data.images[start : start + cfg.batch_size])
+        labels = data.labels[start : start + cfg.batch_size]
         prob = keras.ops.convert_to_numpy(model.predict_on_batch(x))
-        losses.append(float(keras.ops.convert_to_numpy(loss_fn(y, prob))) * len(x))
-        for key, value in per_image_scores(prob[..., 0] > cfg.threshold, y[..., 0]).items():
+        losses.append(float(keras.ops.convert_to_numpy(loss_fn(labels[..., None].astype(np.float32), prob))))
+        batch_scores = per_image_scores(prob[..., 0] > cfg.threshold, labels == 1, labels != IGNORE)
+        for key, value in batch_scores.items():
             scores[key].extend(value)
-    return {"val_loss": sum(losses) / len(images), **{f"val_{k}": float(np.mean(v)) for k, v in scores.items()}}
+    return {"loss": float(np.mean(losses)), **{k: float(np.mean(v)) for k, v in scores.items()}}
+
+
+def validate(model: keras.Model, sets: list[ValidationSet], normalisation: Normalisation, cfg: TrainConfig) -> dict:
+    """Per-set scores (`val_<set>_<metric>`) and their means over the sets (`val_<metric>`)."""
+    per_set = {data.name: validate_set(model, data, normalisation, cfg) for data in sets}
+    row = {f"val_{k}": float(np.mean([s[k] for s in per_set.values()])) for k in ("loss", "dice", "iou", "accuracy")}
+    for name, scores in per_set.items():
+        row.update({f"val_{name}_{k}": v for k, v in scores.items() if k != "loss"})
+    return row
 
 
 def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
@@ -81,14 +94,15 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
     if cfg.resume:
         print(f"nothing to resume in {cfg.run_dir}; starting afresh")
     keras.utils.set_random_seed(cfg.seed)
-    model = build_unet(cfg.unet())
+    model = cfg.model().build()
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
+    fields = LOG_FIELDS + [k for k in history[0] if k not in LOG_FIELDS]
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(history)
 
@@ -105,8 +119,11 @@ def _plot(path: Path, history: list[dict]) -> None:
     ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
     ax_loss.legend()
-    ax_dice.plot(epochs, [h["val_dice"] for h in history], color="tab:green")
-    ax_dice.set(xlabel="epoch", ylabel="mean Dice", title="Validation Dice")
+    for key in [k for k in history[0] if k.startswith("val_") and k.endswith("_iou") and k != "val_iou"]:
+        ax_dice.plot(epochs, [h[key] for h in history], label=key[4:-4])
+    ax_dice.plot(epochs, [h["val_iou"] for h in history], color="black", label="mean")
+    ax_dice.set(xlabel="epoch", ylabel="mean IoU", title="Validation IoU per set")
+    ax_dice.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -121,7 +138,14 @@ def _save_model(model: keras.Model, path: Path) -> None:
 def run_training(cfg: TrainConfig) -> RunState:
     # Set-up: data checked and cached, split fixed, model built or resumed.
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=1))
+    model_cfg = cfg.model()
+    normalisation = model_cfg.normalisation
+    config = {
+        **to_jsonable(cfg),
+        "model": to_jsonable(model_cfg.to_dict()),
+        "normalisation": to_jsonable(normalisation),
+    }
+    (cfg.run_dir / "config.json").write_text(json.dumps(config, indent=1))
     samples = read_carvana(cfg.data_dir)[: cfg.max_images]
     split_file = cfg.run_dir / "split.json"
     if cfg.resume and split_file.is_file():
@@ -129,11 +153,17 @@ def run_training(cfg: TrainConfig) -> RunState:
     else:
         train_samples, val_samples = split_by_car(samples, cfg.val_fraction, cfg.seed)
         write_split(split_file, train_samples, val_samples, cfg.seed)
-    print(f"{len(train_samples)} training / {len(val_samples)} validation photos (split by car)")
-    train_images, train_masks = load_arrays(train_samples, cfg.size, cfg.cache_dir, cfg.workers)
-    val_images, val_masks = load_arrays(val_samples, cfg.size, cfg.cache_dir, cfg.workers)
-    batches = SegmentationBatches(
-        train_images, train_masks, cfg.batch_size, NORMALISATION, cfg.augmentation(), shuffle=True, seed=cfg.seed
+    print(f"Carvana: {len(train_samples)} training / {len(val_samples)} validation photos (split by car)")
+    sources, val_sets = training_sources(cfg, train_samples), validation_sets(cfg, val_samples)
+    print(describe(sources, val_sets))
+    batches = MixedBatches(
+        sources,
+        cfg.batch_size,
+        normalisation,
+        cfg.augmentation(),
+        out_size=cfg.size,
+        samples_per_epoch=cfg.samples_per_epoch or None,
+        seed=cfg.seed,
     )
     model, state = _model_and_state(cfg)
 
@@ -154,7 +184,7 @@ def run_training(cfg: TrainConfig) -> RunState:
             progress.set_postfix(loss=f"{np.mean(losses):.4f}")
 
         # Validation.
-        scores = validate(model, val_images, val_masks, cfg)
+        scores = validate(model, val_sets, normalisation, cfg)
 
         # Epoch end: log, plot.
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)), **scores}
@@ -164,13 +194,15 @@ def run_training(cfg: TrainConfig) -> RunState:
         _plot(cfg.run_dir / "curves.png", state.history)
         print(
             f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-            f"val_dice {row['val_dice']:.4f}  ({row['seconds']:.0f} s)",
+            f"val_iou {row['val_iou']:.4f} ("
+            + " ".join(f"{d.name} {row[f'val_{d.name}_iou']:.4f}" for d in val_sets)
+            + f")  ({row['seconds']:.0f} s)",
             flush=True,
         )
 
-        # Checkpoint: best by validation Dice, last with optimizer state.
-        if row["val_dice"] > state.best_dice:
-            state.best_dice, state.best_epoch = row["val_dice"], epoch + 1
+        # Checkpoint: best by mean validation IoU over the sets, last with optimizer state.
+        if row["val_iou"] > state.best_score:
+            state.best_score, state.best_epoch = row["val_iou"], epoch + 1
             state.epochs_without_improvement = 0
             _save_model(model, cfg.run_dir / "best.keras")
         else:
@@ -179,8 +211,8 @@ def run_training(cfg: TrainConfig) -> RunState:
         _save_model(model, cfg.run_dir / "last.keras")
         state.save(cfg.run_dir / "state.json")
         if state.epochs_without_improvement >= cfg.patience:
-            print(f"early stop: no better validation Dice for {cfg.patience} epochs")
+            print(f"early stop: no better validation IoU for {cfg.patience} epochs")
             break
 
-    print(f"best validation Dice {state.best_dice:.4f} at epoch {state.best_epoch}")
+    print(f"best mean validation IoU {state.best_score:.4f} at epoch {state.best_epoch}")
     return state

@@ -3,7 +3,8 @@
 Decoding a 1918x1280 JPEG and GIF costs far more than a training step of a
 small U-Net on its 256x256 version; the cache pays that once per data set and
 size. Files are keyed by the sample names and size, so a changed folder
-rebuilds its cache.
+rebuilds its cache. Works for any sample with `image_path` and `load_label()`
+(Carvana's `Sample`, the other sources' `LabelledPhoto`).
 """
 
 from __future__ import annotations
@@ -16,30 +17,40 @@ import numpy as np
 from tqdm import tqdm
 
 from carmask.preprocess import load_for_model, resize_mask
-from training.data.reader import DatasetError, Sample, load_mask
+from training.data.reader import DatasetError
+from training.data.sources.base import IGNORE
 
 CACHE_VERSION = "1"
 
 
-def _load_one(args: tuple[Sample, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray] | str:
+def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A 0/1/255 label to `size` (w, h): car and ignored regions each by area, ignore wins where it covers half."""
+    out = resize_mask(label == 1, size)
+    ignored = label == IGNORE
+    if ignored.any():
+        out[resize_mask(ignored, size) == 1] = IGNORE
+    return out
+
+
+def _load_one(args) -> tuple[np.ndarray, np.ndarray] | str:
     sample, size = args
     try:
         image, _ = load_for_model(sample.image_path, size)
-        mask = resize_mask(load_mask(sample), size)
+        mask = resize_label(sample.load_label(), size)
     except Exception as exc:  # noqa: BLE001 - reported by name, all at once
         return f"{sample.name}: {exc}"
     return image, mask
 
 
-def _key(samples: list[Sample], size: tuple[int, int]) -> str:
+def _key(samples: list, size: tuple[int, int]) -> str:
     text = CACHE_VERSION + repr(size) + "".join(f"{s.image_path.resolve()}" for s in samples)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def load_arrays(
-    samples: list[Sample], size: tuple[int, int], cache_dir: Path | None, workers: int = 2
+    samples: list, size: tuple[int, int], cache_dir: Path | None, workers: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W, 3) uint8 images and (N, H, W) uint8 0/1 masks, from cache if present."""
+    """(N, H, W, 3) uint8 images and (N, H, W) uint8 labels (0/1, 255 ignored), from cache if present."""
     if cache_dir is not None:
         base = cache_dir / f"{_key(samples, size)}_{size[0]}x{size[1]}"
         img_file, mask_file = base.with_suffix(".images.npy"), base.with_suffix(".masks.npy")

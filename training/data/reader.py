@@ -39,6 +39,13 @@ class Sample:
         """The car id: the file stem without its `_NN` view number."""
         return Path(self.name).stem.rsplit("_", 1)[0]
 
+    @property
+    def group(self) -> str:
+        return self.car
+
+    def load_label(self) -> np.ndarray:
+        return load_mask(self)
+
 
 def _read_rle_csv(path: Path) -> dict[str, str]:
     if not path.is_file():

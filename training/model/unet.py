@@ -28,7 +28,16 @@ class UNetConfig:
         return [min(self.base_width * 2**level, self.max_width) for level in range(self.depth + 1)]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": "unet", **asdict(self)}
+
+    @property
+    def normalisation(self):
+        from carmask.preprocess import Normalisation
+
+        return Normalisation()  # pixel / 255
+
+    def build(self, input_size: tuple[int, int] | None = None) -> keras.Model:
+        return build_unet(self, input_size)
 
 
 def check_input_size(height: int, width: int, depth: int) -> None:

@@ -1,0 +1,1 @@
+"""Pretrained encoders for the U-Net decoder: each returns its skip features, finest first."""

@@ -1,0 +1,97 @@
+"""A U-Net on a pretrained MobileNetV2 encoder with a light decoder, sized for a 2-core CPU.
+
+Encoder: torchvision's MobileNetV2 features up to block 17 (strides 2..32; the 1280-channel head is
+dropped). Decoder: per level, nearest 2x upsampling (the depthwise 3x3 after it learns the smoothing),
+concatenation with the encoder's skip, and a depthwise-separable 3x3 block (BatchNorm, ReLU). A small
+full-resolution stem (one 3x3 conv on the normalised image) gives the last level the photo's own edges,
+which Carvana's fine boundaries need. Fully convolutional: any height and width divisible by 32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from carmask.preprocess import Normalisation
+from training.model.encoders import mobilenet_v2
+
+DEPTH = 5  # the encoder downsamples 2**5 = 32 times
+
+
+@dataclass
+class MobileUNetConfig:
+    decoder_widths: tuple[int, ...] = (64, 48, 32, 24, 16)  # strides 16, 8, 4, 2, 1
+    stem_width: int = 8  # full-resolution convolution on the image
+    num_classes: int = 1
+    in_channels: int = 3
+    bn_momentum: float = 0.9
+    weights: Path | None = None  # .npz of torchvision's state dict (carmask-weights fetch); None: random
+    depth: int = field(default=DEPTH, init=False)
+
+    def to_dict(self) -> dict:
+        data = {"name": "mobile_unet", "encoder": "mobilenet_v2 (torchvision ImageNet weights)", **asdict(self)}
+        data["weights"] = str(self.weights) if self.weights else None
+        return data
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return Normalisation(mean=mobilenet_v2.MEAN, std=mobilenet_v2.STD)
+
+    def build(self, input_size: tuple[int, int] | None = None) -> keras.Model:
+        return build_mobile_unet(self, input_size)
+
+
+def _separable_block(x, filters: int, name: str, momentum: float):
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=name + "_dw")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=name + "_dw_bn")(x)
+    x = layers.ReLU(name=name + "_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=name + "_pw")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=name + "_pw_bn")(x)
+    return layers.ReLU(name=name + "_pw_relu")(x)
+
+
+def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | None = None) -> keras.Model:
+    """Build the model; loads the ImageNet encoder weights when `config.weights` names them."""
+    from training.model.unet import check_input_size
+
+    if config.in_channels != 3:
+        raise ValueError("the pretrained MobileNetV2 encoder takes 3-channel RGB input")
+    if input_size is not None:
+        check_input_size(*input_size, DEPTH)
+    h, w = input_size if input_size is not None else (None, None)
+    inputs = keras.Input(shape=(h, w, 3), name="image")
+    skips = mobilenet_v2.mobilenet_v2_features(inputs)  # strides 2, 4, 8, 16, 32
+
+    stem = layers.Conv2D(config.stem_width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    stem = layers.BatchNormalization(momentum=config.bn_momentum, name="stem_bn")(stem)
+    stem = layers.ReLU(name="stem_relu")(stem)
+    finer = [stem, *skips[:-1]]  # what each decoder level joins: strides 1, 2, 4, 8, 16
+
+    x = skips[-1]
+    for level, filters in enumerate(config.decoder_widths):
+        skip = finer[-1 - level]
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"dec{level}_up")(x)
+        x = layers.Concatenate(name=f"dec{level}_cat")([x, skip])
+        x = _separable_block(x, filters, f"dec{level}", config.bn_momentum)
+
+    activation = "sigmoid" if config.num_classes == 1 else "softmax"
+    outputs = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")(x)
+    model = keras.Model(inputs, outputs, name="mobile_unet")
+    if config.weights is not None:
+        load_encoder_weights(model, config.weights)
+    return model
+
+
+def load_encoder_weights(model: keras.Model, path: Path) -> None:
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"encoder weights {path} not found; run `carmask-weights fetch mobilenet_v2` first")
+    with np.load(path) as data:
+        state = dict(data)
+    count = mobilenet_v2.load_torch_weights(model, state)
+    if count == 0:
+        raise ValueError(f"no encoder layer took weights from {path}")

