@@ -24,6 +24,7 @@ run: $(VENV)/.service-installed
 	$(BIN)/carmask-serve
 
 test: $(VENV)/.all-installed
+	bash tools/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -1,10 +1,15 @@
-"""Model latency in onnxruntime: one 256x256 image, 2 threads, median of many runs.
+"""Model latency in onnxruntime: one 256x256 image, default threads (1 per core), medians side by side.
 
-python benchmarks/model_latency.py [models/*.onnx ...]
+python benchmarks/model_latency.py [--rounds 5] [models/*.onnx ...]
+
+The models take turns, one process each per round, so a noisy neighbour on the VM slows them alike; the
+first model is the reference the others are compared with as a ratio (per round, then the median).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
 import time
@@ -35,17 +40,33 @@ def latency(path: Path, batch: int, threads: int = 0, runs: int = 50) -> float:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":  # child: time one model, print one row
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":  # child: time one model, print one JSON line
         path = Path(sys.argv[2])
-        one, sixteen = latency(path, 1), latency(path, 16) / 16
-        print(f"{path.name:40} {path.stat().st_size / 1e6:6.2f} {one:11.1f} {sixteen:15.1f}")
+        print(json.dumps({"one": latency(path, 1), "batch16": latency(path, 16) / 16}))
         return
-    paths = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / "models").glob("*.onnx"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    paths = args.models or sorted((ROOT / "models").glob("*.onnx"))
     print(f"machine: {machine()}; onnxruntime {ort.__version__}, CPUExecutionProvider, default threads (1 per core)")
-    print(f"{'model':40} {'MB':>6} {'1 image ms':>11} {'batch16 ms/img':>15}")
-    for path in paths:
-        # One process per model: a finished session's spinning threads would slow the next one down.
-        subprocess.run([sys.executable, __file__, "--one", str(path)], check=True)
+    rounds: dict[Path, list[dict]] = {p: [] for p in paths}
+    for _ in range(args.rounds):
+        for path in paths:
+            # One process per model: a finished session's spinning threads would slow the next one down.
+            out = subprocess.run([sys.executable, __file__, "--one", str(path)], check=True, capture_output=True)
+            rounds[path].append(json.loads(out.stdout))
+    reference = paths[0]
+    header = f"{'model':32} {'MB':>5} {'1 image ms: median (min-max)':>30} {'batch16 ms/img':>15}"
+    print(f"{header} {'x ' + reference.stem:>22}")
+    for path, runs in rounds.items():
+        one = [r["one"] for r in runs]
+        ratio = np.median([r["one"] / ref["one"] for r, ref in zip(runs, rounds[reference], strict=True)])
+        print(
+            f"{path.name:32} {path.stat().st_size / 1e6:5.2f} {np.median(one):13.1f} ({min(one):5.1f}-{max(one):5.1f})"
+            f"{'':6} {np.median([r['batch16'] for r in runs]):15.1f} {ratio:22.2f}"
+        )
+    print(f"({args.rounds} rounds, models taking turns; each figure a median of 50 runs in its own process)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ def mask_png(mask: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def probability_png(prob_u8: np.ndarray) -> bytes:
+    """A single-channel PNG of 8-bit probabilities (255 = certainly car); mask = value > 255 x threshold."""
+    buf = io.BytesIO()
+    Image.fromarray(prob_u8.astype(np.uint8, copy=False), "L").save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
 def cutout_png(image: Image.Image, mask: np.ndarray) -> bytes:
     """The photo as RGBA with the background transparent."""
     if image.size != mask.shape[::-1]:

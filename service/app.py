@@ -2,17 +2,23 @@
 
 One `Segmenter` (ONNX session) is created at start-up and shared by every
 request; the per-photo work runs in worker threads, never on the event loop.
+`/` is a page for people (service/static/), `/docs` the OpenAPI UI, both served
+from this process: nothing is loaded from a CDN, so they work offline.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
@@ -27,6 +33,8 @@ from service.settings import ServiceSettings
 
 log = logging.getLogger("carmask.service")
 MULTIPART_SLACK = 64 * 1024  # room for multipart headers around one photo
+STATIC = Path(__file__).resolve().parent / "static"
+SWAGGER_UI = Path(str(importlib.resources.files("fastapi_offline") / "static"))  # swagger-ui-bundle.js, .css
 
 Threshold = Annotated[float | None, Query(ge=0.0, le=1.0, description="probability threshold (default: the model's)")]
 
@@ -64,6 +72,8 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         version=__version__,
         description="Masks the car in a photo. U-Net trained on Carvana, served with ONNX Runtime.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files instead of a CDN
+        redoc_url=None,
     )
     app.state.settings, app.state.metrics, app.state.segmenter = settings, metrics, None
     install_handlers(app)
@@ -86,6 +96,24 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
 
     async def in_worker(fn, *args):
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")  # before /static
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + app.openapi_url,
+            title="carmask API",
+            swagger_js_url=root + "/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url=root + "/static/swagger/swagger-ui.css",
+            swagger_favicon_url=root + "/static/swagger/favicon.png",
+        )
 
     @app.get("/health", summary="Liveness: the process is up")
     async def health() -> dict:
@@ -110,12 +138,20 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     @app.post(
         "/segment",
         summary="Mask the car in one photo",
-        responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+        responses={
+            200: {
+                "content": {"image/png": {}, "application/json": {}},
+                "description": "PNG mask (0/255), RGBA cutout, 8-bit probabilities (PNG), or RLE JSON",
+            }
+        },
     )
     async def segment(
         request: Request,
         file: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or BMP")],
-        format: Annotated[MaskFormat, Query(description="png mask, rle JSON, or RGBA cutout")] = MaskFormat.png,
+        format: Annotated[
+            MaskFormat,
+            Query(description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t)"),
+        ] = MaskFormat.png,
         threshold: Threshold = None,
         size: Annotated[MaskSize, Query(description="mask at the photo's size or the model's")] = MaskSize.original,
     ):

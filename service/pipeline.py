@@ -20,8 +20,8 @@ import numpy as np
 from carmask.files import FORMATS
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
-from carmask.outputs import cutout_png, mask_png, rle_record
-from carmask.preprocess import load_for_model, probabilities_to_mask, resize_image
+from carmask.outputs import cutout_png, mask_png, probability_png, rle_record
+from carmask.preprocess import load_for_model, resize_image, threshold_u8, upsample_probabilities
 from service.errors import classify
 
 
@@ -29,6 +29,7 @@ class MaskFormat(StrEnum):
     png = "png"
     rle = "rle"
     cutout = "cutout"
+    probabilities = "probabilities"  # 8-bit greyscale PNG: 255 x the car probability (a page re-thresholds it)
 
 
 class BatchFormat(StrEnum):
@@ -57,6 +58,7 @@ class Result:
     mask: np.ndarray  # 0/1 uint8 at the requested size
     width: int  # the mask's size
     height: int
+    probabilities: np.ndarray  # uint8 0..255 at the same size; the mask is probabilities > 255 x threshold
 
 
 def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int) -> Prepared:
@@ -74,8 +76,9 @@ def run_model(segmenter: Segmenter, prepared: list[Prepared], timer=None) -> np.
 
 def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize) -> Result:
     target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
-    mask = probabilities_to_mask(prob, target, threshold)
-    return Result(prepared.name, mask, mask.shape[1], mask.shape[0])
+    prob_u8 = upsample_probabilities(prob, target)
+    mask = threshold_u8(prob_u8, threshold)
+    return Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
 
 
 def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
@@ -99,6 +102,8 @@ def segment_one(
         return rle_entry(result), result
     if fmt is MaskFormat.cutout:
         return cutout(prepared, result, max_pixels), result
+    if fmt is MaskFormat.probabilities:
+        return probability_png(result.probabilities), result
     return mask_png(result.mask), result
 
 

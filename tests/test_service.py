@@ -66,6 +66,33 @@ def test_rle_format_decodes_to_the_mask(client):
     assert body["coverage"] == pytest.approx(truth.mean(), abs=0.02)
 
 
+def test_probabilities_rethreshold_to_exactly_the_served_mask(client):
+    ramp = np.zeros((90, 160, 3), np.uint8)
+    ramp[..., 0] = np.linspace(0, 255, 160).astype(np.uint8)  # the red model's probability rises with red
+    data = encode(Image.fromarray(ramp), "PNG")
+    r = client.post("/segment", params={"format": "probabilities"}, files={"file": ("ramp.png", data, "image/png")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    prob = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert prob.shape == (90, 160) and prob.dtype == np.uint8 and len(np.unique(prob)) > 10
+    for threshold in (0.3, 0.5, 0.8):
+        served = client.post(
+            "/segment", params={"threshold": threshold}, files={"file": ("ramp.png", data, "image/png")}
+        )
+        mask = np.asarray(Image.open(io.BytesIO(served.content))) > 0
+        assert np.array_equal(mask, prob > threshold * 255), threshold
+
+
+def test_page_and_docs_are_served_without_any_outside_address(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    docs = client.get("/docs").text
+    for text in (page.text, docs, client.get("/static/app.js").text):
+        assert "http://" not in text and "https://" not in text  # no CDN: works offline
+    for asset in ("/static/app.js", "/static/style.css", "/static/swagger/swagger-ui-bundle.js"):
+        assert client.get(asset).status_code == 200, asset
+    assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
 def test_cutout_is_rgba_with_transparent_background(client):
     file, truth = photo_file(name="car.png", fmt="PNG", mime="image/png")
     r = client.post("/segment", params={"format": "cutout"}, files={"file": file})

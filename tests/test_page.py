@@ -1,0 +1,129 @@
+"""The page at / and the API docs at /docs, in a real browser (Debian's chromium driven by Playwright).
+
+Skipped, with the reason, where no chromium is installed (.ci/run installs it). Screenshots land in
+build/test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = os.environ.get("CARMASK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt-get install chromium)")
+
+
+def ramp_photo(path: Path, width: int = 320, height: int = 240) -> Path:
+    """Red rising left to right: the red test model's probability rises with it, so the threshold moves the
+    mask's edge (car where red/255 > 0.25 at threshold 0.5, > 0.3236 at 0.95)."""
+    arr = np.zeros((height, width, 3), np.uint8)
+    arr[..., 0] = np.linspace(0, 255, width).round().astype(np.uint8)[None, :]
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    url, _ = server
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    # Nothing but the service may be reached: the page and the docs must work offline.
+    outside = []
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(url)
+            else (outside.append(route.request.url), route.abort())
+        ),
+    )
+    page.goto(url + "/")
+    yield page, url, outside
+    context.close()
+
+
+def coverage_of(card) -> float:
+    return float(card.get_attribute("data-coverage"))
+
+
+def test_page_segments_a_photo_rethresholds_and_downloads(page, tmp_path):
+    page, _, outside = page
+    page.wait_for_function("document.querySelector('#model-info').textContent.includes('red')")
+    page.set_input_files("#files", str(ramp_photo(tmp_path / "ramp.png")))
+    card = page.locator(".card").first
+    card.locator(".facts").filter(has_text="ms").wait_for()
+    overlay = card.locator("canvas.overlay")
+    assert overlay.evaluate("c => [c.width, c.height]") == [320, 240]
+    assert coverage_of(card) == pytest.approx(0.75, abs=0.01)
+
+    page.locator("#threshold").fill("0.95")  # re-renders from the probabilities, no new upload
+    page.wait_for_function("parseFloat(document.querySelector('.card').dataset.coverage) < 0.7")
+    assert coverage_of(card) == pytest.approx(1 - 0.3236, abs=0.01)
+
+    with page.expect_download() as info:
+        card.locator("[data-download=mask]").click()
+    saved = tmp_path / "mask.png"
+    info.value.save_as(saved)
+    mask = np.asarray(Image.open(saved).convert("L"))
+    assert mask.shape == (240, 320) and set(np.unique(mask)) == {0, 255}
+    assert (mask > 0).mean() == pytest.approx(coverage_of(card), abs=1e-6)
+
+    with page.expect_download() as info:
+        page.locator("#zip").click()
+    assert info.value.suggested_filename == "masks.zip"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+    assert not outside, outside
+
+
+def test_page_says_in_plain_words_what_was_wrong(page, tmp_path):
+    page, _, _ = page
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("these are not pixels")
+    page.set_input_files("#files", str(bad))
+    error = page.locator(".card .error")
+    error.wait_for()
+    assert "not a photo the service can read" in error.inner_text()
+
+
+def test_page_is_keyboard_reachable_and_fits_a_phone(browser, server):
+    url, _ = server
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    page.goto(url + "/")
+    reached = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id"))
+    assert {"files", "threshold"} <= set(reached)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+    page.screenshot(path=str(ARTIFACTS / "page-phone.png"))
+    context.close()
+
+
+def test_docs_render_every_operation_offline(page):
+    page, url, outside = page
+    page.goto(url + "/docs")
+    page.locator(".opblock").first.wait_for(timeout=20000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    for path in ("/segment", "/segment/batch", "/health", "/ready", "/model"):
+        assert path in paths
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docs.png"))
+    assert not outside, outside
