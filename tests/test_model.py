@@ -88,11 +88,11 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
     assert per_image_scores(pred, truth)["iou"][0] == pytest.approx(1 / 5)  # without the ignore mask
 
 
-@pytest.mark.parametrize("h,w", [(64, 64), (96, 160)])
-def test_pretrained_unet_is_fully_convolutional(h, w):
+@pytest.mark.parametrize("h,w,head", [(64, 64, "separable"), (96, 160, "separable"), (96, 160, "conv")])
+def test_pretrained_unet_is_fully_convolutional(h, w, head):
     from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
 
-    model = build_mobile_unet(MobileUNetConfig())  # random weights: shapes only
+    model = build_mobile_unet(MobileUNetConfig(full_res_block=head))  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
 
@@ -104,6 +104,8 @@ def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
         build_mobile_unet(MobileUNetConfig(), input_size=(100, 96))
     with pytest.raises(ValueError, match="3-channel"):
         build_mobile_unet(MobileUNetConfig(in_channels=8))
+    with pytest.raises(ValueError, match="full_res_block"):
+        build_mobile_unet(MobileUNetConfig(full_res_block="dense"))
     with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):
         build_mobile_unet(MobileUNetConfig(weights=tmp_path / "missing.npz"))
 

@@ -51,9 +51,11 @@ def test_dsmlr_label_is_parts_then_ignored_hull_then_background():
     assert set(np.unique(label)) == {0, 1, IGNORE}
 
 
-def test_dsmlr_two_distant_cars_get_two_hulls():
-    label = whole_car_label([tuple(_square(5, 30, 25, 70)), tuple(_square(170, 30, 195, 70))], 200, 100)
-    assert label[50, 100] == 0  # the street between two cars is background, not one spanning hull
+def test_dsmlr_a_missing_part_between_parts_is_ignored_not_background():
+    # Front door and rear light annotated, the rear door between them not: it must not become background.
+    label = whole_car_label([tuple(_square(5, 30, 60, 70)), tuple(_square(140, 30, 195, 70))], 200, 100)
+    assert label[50, 100] == IGNORE
+    assert label[5, 100] == 0 and label[95, 100] == 0  # above and below the car: background
 
 
 def test_dsmlr_reader_and_its_errors(tmp_path):

@@ -23,11 +23,11 @@ class TrainConfig:
     dsmlr_dir: Path = Path("../shared/data/cars-outside/dsmlr")
     davis_dir: Path = Path("../shared/data/cars-outside/davis")
     backgrounds_dir: Path = Path("../shared/data/backgrounds/bsds500")
-    sources: str = "carvana:0.25,composite:0.25,dsmlr:0.35,davis:0.1,negatives:0.05"
+    sources: str = "carvana:0.3,composite:0.2,dsmlr:0.35,davis:0.1,negatives:0.05"
     davis_val_sequences: str = "car-roundabout"  # held out whole; the other sequences train
     run_dir: Path = Path("runs/v2")
     cache_dir: Path | None = Path(".cache/carmask")
-    epochs: int = 22
+    epochs: int = 26
     samples_per_epoch: int = 1600  # drawn from the sources by weight; 0: every photo once
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -37,6 +37,9 @@ class TrainConfig:
     cache_size: int = 320  # photos are cached this large, so crops resample down to image_size
     architecture: str = "mobile_unet"  # unet (classic, from scratch) or mobile_unet (pretrained MobileNetV2)
     encoder_weights: Path | None = Path(".cache/carmask/weights/mobilenet_v2_imagenet.npz")
+    decoder_widths: str = "64,48,32,24,8"  # mobile_unet: decoder channels at strides 16, 8, 4, 2, 1
+    stem_width: int = 8  # mobile_unet: full-resolution stem channels
+    full_res_block: str = "conv"  # mobile_unet: stride-1 level, separable or conv (classic U-Net's)
     base_width: int = 8  # classic U-Net only
     depth: int = 4  # classic U-Net only
     batchnorm: bool = True  # classic U-Net only
@@ -79,7 +82,18 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose from {sorted(ARCHITECTURES)}")
         if self.architecture == "unet":
             return UNetConfig(base_width=self.base_width, depth=self.depth, batchnorm=self.batchnorm)
-        return MobileUNetConfig(weights=self.encoder_weights)
+        try:
+            widths = tuple(int(w) for w in self.decoder_widths.split(","))
+        except ValueError:
+            raise ValueError(f"decoder_widths must be comma-separated integers, got {self.decoder_widths!r}") from None
+        if len(widths) != 5:
+            raise ValueError(f"decoder_widths needs 5 widths (strides 16, 8, 4, 2, 1), got {len(widths)}")
+        return MobileUNetConfig(
+            decoder_widths=widths,
+            stem_width=self.stem_width,
+            full_res_block=self.full_res_block,
+            weights=self.encoder_weights,
+        )
 
     def augmentation(self) -> AugmentConfig:
         return preset(
@@ -104,6 +118,7 @@ HELP = {
     "cache_dir": "cache of resized arrays (none to disable)",
     "samples_per_epoch": "photos per epoch drawn from the sources by weight (0: each photo once)",
     "architecture": "unet (classic U-Net from scratch) or mobile_unet (ImageNet MobileNetV2 encoder)",
+    "full_res_block": "mobile_unet's finest level: separable (light) or conv (two 3x3 convs, sharper edges)",
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",

@@ -20,7 +20,7 @@ from carmask.preprocess import load_for_model, resize_mask
 from training.data.reader import DatasetError
 from training.data.sources.base import IGNORE
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: DSMLR labels with one hull per photo
 
 
 def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -25,6 +25,9 @@ DEPTH = 5  # the encoder downsamples 2**5 = 32 times
 class MobileUNetConfig:
     decoder_widths: tuple[int, ...] = (64, 48, 32, 24, 16)  # strides 16, 8, 4, 2, 1
     stem_width: int = 8  # full-resolution convolution on the image
+    # The stride-1 level: "separable" (like the others) or "conv": a 2x2 transposed convolution up, a
+    # two-conv stem, and two full 3x3 convolutions, as the classic U-Net's finest level (sharper edges).
+    full_res_block: str = "separable"
     num_classes: int = 1
     in_channels: int = 3
     bn_momentum: float = 0.9
@@ -53,29 +56,45 @@ def _separable_block(x, filters: int, name: str, momentum: float):
     return layers.ReLU(name=name + "_pw_relu")(x)
 
 
+def _conv_bn_relu(x, filters: int, name: str, momentum: float):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name + "_conv")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x)
+
+
 def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | None = None) -> keras.Model:
     """Build the model; loads the ImageNet encoder weights when `config.weights` names them."""
     from training.model.unet import check_input_size
 
     if config.in_channels != 3:
         raise ValueError("the pretrained MobileNetV2 encoder takes 3-channel RGB input")
+    if config.full_res_block not in ("separable", "conv"):
+        raise ValueError(f"full_res_block must be 'separable' or 'conv', not {config.full_res_block!r}")
     if input_size is not None:
         check_input_size(*input_size, DEPTH)
     h, w = input_size if input_size is not None else (None, None)
     inputs = keras.Input(shape=(h, w, 3), name="image")
     skips = mobilenet_v2.mobilenet_v2_features(inputs)  # strides 2, 4, 8, 16, 32
 
-    stem = layers.Conv2D(config.stem_width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    stem = layers.BatchNormalization(momentum=config.bn_momentum, name="stem_bn")(stem)
-    stem = layers.ReLU(name="stem_relu")(stem)
+    momentum, conv_head = config.bn_momentum, config.full_res_block == "conv"
+    stem = _conv_bn_relu(inputs, config.stem_width, "stem", momentum)
+    if conv_head:
+        stem = _conv_bn_relu(stem, config.stem_width, "stem2", momentum)
     finer = [stem, *skips[:-1]]  # what each decoder level joins: strides 1, 2, 4, 8, 16
 
     x = skips[-1]
+    last = len(config.decoder_widths) - 1
     for level, filters in enumerate(config.decoder_widths):
-        skip = finer[-1 - level]
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"dec{level}_up")(x)
-        x = layers.Concatenate(name=f"dec{level}_cat")([x, skip])
-        x = _separable_block(x, filters, f"dec{level}", config.bn_momentum)
+        skip, name = finer[-1 - level], f"dec{level}"
+        if level == last and conv_head:
+            x = layers.Conv2DTranspose(filters, 2, strides=2, name=name + "_up")(x)
+            x = layers.Concatenate(name=name + "_cat")([x, skip])
+            x = _conv_bn_relu(x, filters, name + "_a", momentum)
+            x = _conv_bn_relu(x, filters, name + "_b", momentum)
+            continue
+        x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_up")(x)
+        x = layers.Concatenate(name=name + "_cat")([x, skip])
+        x = _separable_block(x, filters, name, momentum)
 
     activation = "sigmoid" if config.num_classes == 1 else "softmax"
     outputs = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")(x)

@@ -1,9 +1,11 @@
 """DSMLR Car Parts Segmentation v2 (COCO polygons of 18 parts) as whole-car labels with ignore regions.
 
-The set has no body-panel class: the union of parts leaves holes in doors, fenders and roof. So a whole-car
-label is: parts = car; outside the slightly dilated convex hull of each car's parts = background; the rest of
-the hull = ignored. Parts are grouped into cars by proximity (connected components of the dilated union), so
-two annotated cars get two hulls rather than one spanning the street between them.
+The set has no body-panel class: the union of parts leaves holes in doors, fenders and roof, and some
+photos lack whole parts (a rear door, a bumper). So a whole-car label is: parts = car; outside the slightly
+dilated convex hull of all the photo's parts = background; the rest of the hull = ignored. One hull per
+photo, not one per cluster of parts: a missing door splits a car's parts into clusters, and per-cluster
+hulls would label that door background (seen on the test photos). Where two cars are annotated, the street
+between them is ignored rather than labelled: a lost pixel, never a wrong one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from scipy import ndimage
 from training.data.sources.base import IGNORE, LabelledPhoto, SourceError
 
 BACKGROUND_CATEGORY = "_background_"
-GROUP_DILATION = 0.02  # of the image diagonal: parts this close belong to one car
 HULL_MARGIN = 0.01  # of the image diagonal: the hull is dilated by this before "outside" counts as background
 
 
@@ -73,11 +74,7 @@ def whole_car_label(polygons, width: int, height: int) -> np.ndarray:
             draw.polygon(list(poly), fill=1, outline=1)
     parts = np.asarray(canvas, dtype=bool)
     diagonal = float(np.hypot(width, height))
-    groups, count = ndimage.label(ndimage.binary_dilation(parts, _disk(round(GROUP_DILATION * diagonal))))
-    hull = np.zeros_like(parts)
-    for index in range(1, count + 1):
-        hull |= _convex_hull_mask(parts & (groups == index))
-    hull = ndimage.binary_dilation(hull, _disk(round(HULL_MARGIN * diagonal)))
+    hull = ndimage.binary_dilation(_convex_hull_mask(parts), _disk(round(HULL_MARGIN * diagonal)))
     label = np.where(hull, IGNORE, 0).astype(np.uint8)
     label[parts] = 1
     return label
