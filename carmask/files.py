@@ -7,7 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+# The suffixes of carmask.imaging.PHOTO_FORMATS: folders are scanned for these alone.
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".avif", ".heic", ".heif"}
 FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg", "rle": "_mask.json"}
 
 

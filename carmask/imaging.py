@@ -1,9 +1,12 @@
 """Decoding uploaded or on-disk photos into RGB Pillow images, safely.
 
-One place decides how a photo is opened: EXIF orientation, colour modes
-(CMYK, palette, 16-bit, alpha), the decompression-bomb limit, and JPEG draft
-decoding (Pillow decodes a JPEG at 1/2, 1/4 or 1/8 scale for nearly free when
-only a small version is needed).
+One place decides how a photo is opened: which formats (an allow-list:
+Pillow tries no other decoder, so an EPS upload never reaches Ghostscript and
+TGA, PCX, SGI, ... are refused), EXIF orientation, colour modes (CMYK,
+palette, 16-bit, alpha), the decompression-bomb limit, and JPEG draft decoding
+(Pillow decodes a JPEG at 1/2, 1/4 or 1/8 scale for nearly free when only a
+small version is needed). HEIC/HEIF (iPhone photos) decode through
+pillow-heif, AVIF through Pillow itself.
 """
 
 from __future__ import annotations
@@ -16,6 +19,18 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # iPhone photos; libheif applies the HEIF rotation itself and clears the EXIF tag
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF = ("HEIF",)
+except ImportError:  # pragma: no cover - pillow-heif is a core dependency
+    _HEIF = ()
+
+# The formats a photo may be in (Pillow's names). TIFF is for multi-band models only: they pass `formats`.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "AVIF", *_HEIF)
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP, AVIF" + (", HEIC/HEIF" if _HEIF else "")
 
 # Orientations 5-8 rotate by 90 degrees, so width and height swap.
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
@@ -47,17 +62,19 @@ def open_photo(
     *,
     max_pixels: int | None = None,
     draft_size: tuple[int, int] | None = None,
+    formats: tuple[str, ...] = PHOTO_FORMATS,
 ) -> Photo:
     """Decode a photo to RGB with EXIF orientation applied.
 
     `draft_size` lets JPEGs decode at a reduced scale that is still at least that
-    large; `size` always reports the full-resolution (oriented) dimensions.
+    large; `size` always reports the full-resolution (oriented) dimensions. Only
+    `formats` are tried; anything else is an UnsupportedImageError.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else Path(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(stream)
+            img = Image.open(stream, formats=list(formats))
             full_w, full_h = img.size
             if max_pixels is not None and full_w * full_h > max_pixels:
                 raise ImageTooLargeError(
@@ -74,7 +91,7 @@ def open_photo(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(str(exc)) from None
     except UnidentifiedImageError:
-        raise UnsupportedImageError("not a recognised image format (JPEG, PNG, WebP, BMP, ...)") from None
+        raise UnsupportedImageError(f"not an accepted image format ({FORMAT_NAMES})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
     img = ImageOps.exif_transpose(img)

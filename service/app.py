@@ -147,7 +147,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     )
     async def segment(
         request: Request,
-        file: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP or BMP")],
+        file: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP, BMP, AVIF or HEIC")],
         format: Annotated[
             MaskFormat,
             Query(description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t)"),

@@ -77,3 +77,38 @@ def test_pixel_limit_stops_decompression_bombs():
     big.save(buf, "PNG")
     with pytest.raises(ImageTooLargeError):
         open_photo(buf.getvalue(), max_pixels=1_000_000)
+
+
+def _eps() -> bytes:
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\nshowpage\n"
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "SGI", "PPM", "TIFF", "GIF", "ICO", "QOI", "DDS", "IM", "EPS"])
+def test_formats_outside_the_allow_list_are_refused_before_their_decoder_runs(fmt, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    def never(*args, **kwargs):  # an EPS must not get near Ghostscript
+        raise AssertionError("the EPS decoder ran")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", never)
+    if fmt == "EPS":
+        data = _eps()
+        assert EpsImagePlugin._accept(data)  # Pillow, unrestricted, would hand it to the EPS decoder
+    else:
+        image = red_box_photo(32, 32)[0]
+        data = encode(image.convert("RGBA") if fmt in ("ICO", "QOI") else image, fmt)
+        assert Image.open(io.BytesIO(data)).format == fmt  # Pillow, unrestricted, would read it
+    with pytest.raises(UnsupportedImageError, match="not an accepted image format"):
+        open_photo(data)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_formats_decode_with_their_orientation(fmt):
+    image, mask = red_box_photo(120, 80, box=(0.1, 0.1, 0.4, 0.5))
+    stored = image.transpose(Image.Transpose.ROTATE_90)  # as a phone held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = open_photo(encode(stored, fmt, exif=exif.tobytes(), quality=95))
+    assert photo.size == (120, 80)
+    red = np.asarray(photo.image)[..., 0] > 150
+    assert (red == mask.astype(bool)).mean() > 0.95

@@ -129,6 +129,8 @@ def test_exif_rotation_is_honoured(client):
         ("PNG", "P", {}),
         ("WEBP", "RGB", {"lossless": True}),
         ("BMP", "RGB", {}),
+        ("HEIF", "RGB", {"quality": 95}),
+        ("AVIF", "RGB", {"quality": 95}),
     ],
 )
 def test_accepted_formats(client, fmt, mode, kw):
@@ -137,6 +139,17 @@ def test_accepted_formats(client, fmt, mode, kw):
     assert r.status_code == 200, r.text
     if mode not in ("L",):  # greyscale loses the red the test model looks for
         assert agreement(r.content, truth) > 0.95
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "TGA", "TIFF", "GIF"])
+def test_other_decoders_are_not_exposed(client, fmt):
+    if fmt == "EPS":
+        data = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    else:
+        data = encode(red_box_photo(64, 48)[0], fmt)
+    r = client.post("/segment", files={"file": (f"x.{fmt.lower()}", data, "application/octet-stream")})
+    expect_error(r, 415, "unsupported_image")
+    assert "HEIC" in r.json()["detail"]
 
 
 def expect_error(r, status, code):

@@ -8,7 +8,7 @@ const state = { items: [], threshold: 0.5, model: null };
 const PLAIN = {
   upload_too_large: "This photo is too large to upload.",
   image_too_large: "This photo has too many pixels.",
-  unsupported_image: "This file is not a photo the service can read (JPEG, PNG, WebP or BMP).",
+  unsupported_image: "This file is not a photo the service can read (JPEG, PNG, WebP, BMP, AVIF or HEIC).",
   corrupt_image: "This photo is damaged and cannot be read.",
   empty_file: "This file is empty.",
   not_ready: "The service is still starting; try again in a moment.",
