@@ -56,6 +56,7 @@ class Manifest:
     sha256: str
     created: str
     source_commit: str = "unknown"
+    task: str = "binary-segmentation"  # what the output means; consumers shape their answers by it
     input: InputSpec = field(default_factory=InputSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     threshold: float = 0.5

@@ -4,6 +4,16 @@
 # Prints the image size and the container's POST /segment latency beside the service run directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Prerequisites first, all named at once, with what installs them.
+missing=()
+for tool in podman buildah runc debootstrap curl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "container-test needs: ${missing[*]}" >&2
+    echo "on Debian/Ubuntu, as root: apt-get update && apt-get install -y podman buildah runc debootstrap curl" >&2
+    exit 2
+fi
 base=${BASE_IMAGE:-localhost/carmask-base:bookworm}
 image=${IMAGE:-localhost/carmask:cpu}
 port=${PORT:-18080}

@@ -1,46 +1,91 @@
-"""The FastAPI application: `uvicorn service.app:app` serves the shipped model.
+"""The FastAPI application: `uvicorn service.app:app` serves the shipped models.
 
-One `Segmenter` (ONNX session) is created at start-up and shared by every
-request; the per-photo work runs in worker threads, never on the event loop.
-`/` is a page for people (service/static/), `/docs` the OpenAPI UI, both served
-from this process: nothing is loaded from a CDN, so they work offline.
+Each model's `Segmenter` (ONNX session) is created once at start-up and shared by every request; the
+per-photo work runs in worker threads behind bounded admission, never on the event loop. `/` is a page
+for people (service/static/), `/docs` the OpenAPI UI, both served from this process: nothing is loaded
+from a CDN, so they work offline. Every answer, errors included, is described in /openapi.json.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
+from carmask.imaging import FORMAT_NAMES
 from carmask.inference import Segmenter
 from carmask.outputs import coverage
 from service import pipeline
+from service.admission import Admission
+from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.pipeline import BatchFormat, MaskFormat, MaskSize
+from service.registry import ModelRegistry
+from service.schemas import (
+    BINARY,
+    GUARDED,
+    MANIFEST_SCHEMA,
+    WORK,
+    BatchResult,
+    Health,
+    ModelList,
+    Ready,
+    RLEMask,
+    describe_uploads,
+    errors,
+)
 from service.settings import ServiceSettings
+from service.tracing import TracingMiddleware
 
 log = logging.getLogger("carmask.service")
 MULTIPART_SLACK = 64 * 1024  # room for multipart headers around one photo
 STATIC = Path(__file__).resolve().parent / "static"
 SWAGGER_UI = Path(str(importlib.resources.files("fastapi_offline") / "static"))  # swagger-ui-bundle.js, .css
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
-Threshold = Annotated[float | None, Query(ge=0.0, le=1.0, description="probability threshold (default: the model's)")]
+# Optional query values are typed without None: a query string cannot say null, and the schema should not.
+Threshold = Annotated[float, Query(ge=0.0, le=1.0, description="probability threshold (default: the model's)")]
+ModelName = Annotated[str, Query(description="model by name (GET /models); default: the default model")]
 
 
-async def read_upload(upload: UploadFile, limit: int) -> bytes:
+def part_bytes(text: str) -> bytes:
+    """The bytes of a multipart part sent without a filename, which Starlette hands over as text.
+
+    Starlette decodes such a part as UTF-8, falling back to Latin-1; a photo is never valid UTF-8 (JPEG and
+    PNG start with bytes UTF-8 forbids), so its Latin-1 text encodes back to exactly the bytes sent.
+    """
+    try:
+        raw = text.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+    except UnicodeDecodeError:
+        return raw  # the Latin-1 fallback: exact
+    return text.encode("utf-8")
+
+
+async def read_upload(upload: UploadFile | str, limit: int) -> bytes:
     """The bytes of one uploaded photo; 413 over `limit`, 400 when empty."""
+    if isinstance(upload, str):
+        data = part_bytes(upload)
+        if len(data) > limit:
+            raise APIError(413, "upload_too_large", f"a photo part is over the limit of {limit} bytes")
+        if not data:
+            raise APIError(400, "empty_file", "a photo part is empty")
+        return data
     if upload.size is not None and upload.size > limit:
         raise APIError(413, "upload_too_large", f"{upload.filename}: {upload.size} bytes, over the limit of {limit}")
     data = await upload.read(limit + 1)
@@ -51,32 +96,58 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+def check_gpu(registry: ModelRegistry) -> None:
+    """CARMASK_REQUIRE_GPU: every model must run on a GPU provider, or start-up stops."""
+    on_cpu = [d["name"] for d in registry.describe() if d["provider"] not in GPU_PROVIDERS]
+    if on_cpu:
+        import onnxruntime as ort
+
+        raise RuntimeError(
+            f"CARMASK_REQUIRE_GPU is set but {on_cpu} run on the CPU (this onnxruntime offers "
+            f"{ort.get_available_providers()}; install onnxruntime-gpu with CUDA 12 and cuDNN 9, or unset it)"
+        )
+
+
 def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
-    limiter = anyio.CapacityLimiter(settings.inference_workers)
+    admission = Admission(settings.inference_workers, settings.max_waiting, settings.request_timeout)
+
+    def make_segmenter(manifest) -> Segmenter:
+        return Segmenter(manifest, settings.providers or None, settings.threads, settings.flip_tta)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Start-up: a missing model or a manifest that does not match its file stops here, loudly.
-        app.state.segmenter = segmenter or Segmenter(
-            settings.model, settings.providers or None, settings.threads, settings.flip_tta
-        )
-        seg = app.state.segmenter
-        log.info("serving %s v%s on %s", seg.manifest.name, seg.manifest.version, seg.provider)
+        # Start-up: a missing model, a manifest that does not match its file, or a missing GPU stops here.
+        if segmenter is not None:
+            app.state.registry = ModelRegistry([segmenter])
+        else:
+            app.state.registry = ModelRegistry.load(settings.model, settings.models, make_segmenter)
+        if settings.require_gpu:
+            check_gpu(app.state.registry)
+        for d in app.state.registry.describe():
+            log.info("serving %s v%s on %s%s", d["name"], d["version"], d["provider"], " (default)" * d["default"])
         yield
-        app.state.segmenter = None
+        app.state.registry = None
 
     app = FastAPI(
         title="carmask",
         version=__version__,
-        description="Masks the car in a photo. U-Net trained on Carvana, served with ONNX Runtime.",
+        description="Masks the car in a photo: a U-Net on a pretrained MobileNetV2 encoder, served with ONNX "
+        "Runtime. Every error is `{error, detail}` JSON; 503 and 429 carry Retry-After.",
         lifespan=lifespan,
         docs_url=None,  # served below from local files instead of a CDN
         redoc_url=None,
     )
-    app.state.settings, app.state.metrics, app.state.segmenter = settings, metrics, None
+    app.state.settings, app.state.metrics, app.state.registry = settings, metrics, None
     install_handlers(app)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_uploads(FastAPI.openapi(app), settings.max_batch_files)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     def body_limit(path: str) -> int | None:
         if path == "/segment":
@@ -85,17 +156,24 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             return settings.max_batch_bytes
         return None
 
-    app.add_middleware(BodySizeLimit, limit_for=body_limit)
+    # Outermost last: tracing sees every answer; the size limit lingers on early answers of the key check too.
+    app.add_middleware(KeyAuth, hashes=load_key_hashes(settings.api_keys, settings.api_keys_file),
+                       rate=settings.rate_limit, burst=settings.rate_burst)  # fmt: skip
+    app.add_middleware(BodySizeLimit, limit_for=body_limit, linger_seconds=settings.linger_seconds,
+                       linger_bytes=settings.linger_bytes)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(TracingMiddleware, log_requests=settings.access_log)
 
-    def ready_segmenter(request: Request) -> Segmenter:
-        seg = request.app.state.segmenter
-        if seg is None:
-            raise APIError(503, "not_ready", "the model is not loaded")
+    def registry(request: Request) -> ModelRegistry:
+        reg = request.app.state.registry
+        if reg is None:
+            raise APIError(503, "not_ready", "the models are not loaded", headers={"Retry-After": "1"})
+        return reg
+
+    def model_for(request: Request, name: str | None) -> Segmenter:
+        seg = registry(request).get(name)
+        request.state.model = seg.manifest.name
         return seg
-
-    async def in_worker(fn, *args):
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")  # before /static
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -115,23 +193,48 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             swagger_favicon_url=root + "/static/swagger/favicon.png",
         )
 
-    @app.get("/health", summary="Liveness: the process is up")
+    @app.get("/health", summary="Liveness: the process is up", response_model=Health)
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the model is loaded")
+    @app.get("/ready", summary="Readiness: every model is loaded", response_model=Ready, responses=errors(503))
     async def ready(request: Request):
-        seg = request.app.state.segmenter
-        if seg is None:
-            return JSONResponse({"error": "not_ready", "detail": "the model is not loaded"}, status_code=503)
-        m = seg.manifest
-        return {"status": "ready", "model": m.name, "version": m.version, "provider": seg.provider}
+        reg = request.app.state.registry
+        if reg is None:
+            body = {"error": "not_ready", "detail": "the models are not loaded"}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        default = reg.get(None)
+        m = default.manifest
+        return {"status": "ready", "model": m.name, "version": m.version, "provider": default.provider,
+                "models": reg.names}  # fmt: skip
 
-    @app.get("/model", summary="The model's manifest")
+    @app.get("/models", summary="The models served, by name", response_model=ModelList, responses=errors(*GUARDED, 503))
+    async def models(request: Request) -> dict:
+        reg = registry(request)
+        return {"default": reg.default, "models": reg.describe()}
+
+    @app.get(
+        "/models/{name}",
+        summary="One model's manifest",
+        responses={200: {"content": {"application/json": {"schema": MANIFEST_SCHEMA}}}, **errors(*GUARDED, 404, 503)},
+    )
+    async def model_by_name(request: Request, name: Annotated[str, PathParam(description="model name")]) -> dict:
+        return model_for(request, name).manifest.to_dict()
+
+    @app.get(
+        "/model",
+        summary="The default model's manifest",
+        responses={200: {"content": {"application/json": {"schema": MANIFEST_SCHEMA}}}, **errors(*GUARDED, 503)},
+    )
     async def model(request: Request) -> dict:
-        return ready_segmenter(request).manifest.to_dict()
+        return model_for(request, None).manifest.to_dict()
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **errors(*GUARDED)},
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -140,97 +243,108 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         summary="Mask the car in one photo",
         responses={
             200: {
-                "content": {"image/png": {}, "application/json": {}},
-                "description": "PNG mask (0/255), RGBA cutout, 8-bit probabilities (PNG), or RLE JSON",
-            }
+                "content": {"image/png": BINARY, "application/json": {"schema": RLEMask.model_json_schema()}},
+                "description": "PNG mask (0/255), RGBA cutout or 8-bit probabilities PNG; RLE JSON for format=rle",
+            },
+            **errors(400, 404, 413, 415, 422, *WORK),
         },
     )
     async def segment(
         request: Request,
-        file: Annotated[UploadFile, File(description="the photo: JPEG, PNG, WebP, BMP, AVIF or HEIC")],
+        file: Annotated[UploadFile, File(description=f"the photo: {FORMAT_NAMES}")],
         format: Annotated[
             MaskFormat,
             Query(description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t)"),
         ] = MaskFormat.png,
         threshold: Threshold = None,
         size: Annotated[MaskSize, Query(description="mask at the photo's size or the model's")] = MaskSize.original,
+        model: ModelName = None,
     ):
-        seg = ready_segmenter(request)
+        seg = model_for(request, model)
         data = await read_upload(file, settings.max_upload_bytes)
         thr = seg.threshold if threshold is None else threshold
+        request.state.photos = 1
+        timings = request.state.timings
+        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings)
         try:
-            body, result = await in_worker(
-                pipeline.segment_one,
-                seg,
-                file.filename or "photo",
-                data,
-                format,
-                thr,
-                size,
-                settings.max_pixels,
-                metrics.model_seconds,
-            )
+            body, result = await admission.run(seg.manifest.name, 1, request.state.started, pipeline.segment_one, *args)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
             raise classify(exc) from None
-        metrics.photos.inc()
+        metrics.record_photos(seg.manifest.name, 1, timings)
         if format is MaskFormat.rle:
             return {**body, "model": seg.manifest.name, "version": seg.manifest.version}
         headers = {
             "X-Image-Width": str(result.width),
             "X-Image-Height": str(result.height),
             "X-Mask-Coverage": f"{coverage(result.mask):.6f}",
+            "X-Model": seg.manifest.name,
             "X-Model-Version": seg.manifest.version,
         }
         return Response(body, media_type="image/png", headers=headers)
 
-    @app.post("/segment/batch", summary="Mask the car in each photo of a set (e.g. a dealer's 16 views)")
+    @app.post(
+        "/segment/batch",
+        summary="Mask the car in each photo of a set (e.g. a dealer's 16 views)",
+        response_model=BatchResult,
+        responses={
+            200: {
+                "content": {"application/zip": BINARY},
+                "description": "JSON with RLE per photo (a failed photo has error, detail, status), or for "
+                "format=zip a zip of <photo>_mask.png plus errors.json when some failed",
+            },
+            **errors(400, 404, 413, 422, *WORK),
+        },
+    )
     async def segment_batch(
         request: Request,
-        files: Annotated[list[UploadFile], File(description="the photos")],
+        files: Annotated[
+            list[UploadFile | str],
+            File(description="the photos, each a part with a filename (parts without one: up to 1 MB)"),
+        ],
         format: Annotated[BatchFormat, Query(description="json with RLE per photo, or a zip of PNG masks")] = (
             BatchFormat.json
         ),
         threshold: Threshold = None,
-        size: Annotated[MaskSize, Query()] = MaskSize.original,
+        size: Annotated[MaskSize, Query(description="masks at the photos' sizes or the model's")] = MaskSize.original,
+        model: ModelName = None,
     ):
-        seg = ready_segmenter(request)
+        seg = model_for(request, model)
         if len(files) > settings.max_batch_files:
             raise APIError(413, "too_many_files", f"{len(files)} files, over the limit of {settings.max_batch_files}")
         uploads: list[tuple[str, bytes | APIError]] = []
         for upload in files:
-            name = upload.filename or f"photo{len(uploads) + 1}"
+            name = getattr(upload, "filename", None) or f"photo{len(uploads) + 1}"
             try:
                 uploads.append((name, await read_upload(upload, settings.max_upload_bytes)))
             except APIError as err:
                 uploads.append((name, err))
         thr = seg.threshold if threshold is None else threshold
-        entries, results = await in_worker(
-            pipeline.segment_many,
-            seg,
-            uploads,
-            thr,
-            size,
-            settings.max_pixels,
-            settings.model_batch_size,
-            metrics.model_seconds,
-        )
-        metrics.photos.inc(len(results))
-        errors = [e for e in entries if isinstance(e, dict)]
+        request.state.photos = len(uploads)
+        timings = request.state.timings
+
+        def work():
+            entries, results = pipeline.segment_many(
+                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings
+            )
+            errors_ = [e for e in entries if isinstance(e, dict)]
+            start = time.perf_counter()
+            if format is BatchFormat.zip:
+                body = pipeline.zip_of_masks(results, errors_)
+            else:
+                body = [e if isinstance(e, dict) else pipeline.rle_entry(e) for e in entries]
+            pipeline.Stopwatch(timings).add("encode", start)
+            return body, len(results), len(errors_)
+
+        body, done, failed = await admission.run(seg.manifest.name, len(uploads), request.state.started, work)
+        metrics.record_photos(seg.manifest.name, done, timings)
         if format is BatchFormat.zip:
-            body = await in_worker(pipeline.zip_of_masks, results, errors)
             return Response(
                 body,
                 media_type="application/zip",
-                headers={"Content-Disposition": 'attachment; filename="masks.zip"', "X-Failed-Count": str(len(errors))},
+                headers={"Content-Disposition": 'attachment; filename="masks.zip"', "X-Failed-Count": str(failed)},
             )
-        rendered = await in_worker(lambda: [e if isinstance(e, dict) else pipeline.rle_entry(e) for e in entries])
-        return {
-            "model": seg.manifest.name,
-            "version": seg.manifest.version,
-            "count": len(entries),
-            "failed": len(errors),
-            "results": rendered,
-        }
+        return {"model": seg.manifest.name, "version": seg.manifest.version, "count": len(uploads),
+                "failed": failed, "results": body}  # fmt: skip
 
     return app
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests by endpoint and status, latency, model time, in-flight requests."""
+"""Prometheus metrics by model: requests by endpoint and status, latency, time per stage, photos, in flight."""
 
 from __future__ import annotations
 
@@ -17,20 +17,29 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "carmask_requests_total", "HTTP requests", ["endpoint", "status"], registry=self.registry
+            "carmask_requests_total", "HTTP requests", ["endpoint", "status", "model"], registry=self.registry
         )
         self.latency = Histogram(
             "carmask_request_seconds",
             "HTTP request latency",
-            ["endpoint"],
+            ["endpoint", "model"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.model_seconds = Histogram(
-            "carmask_model_seconds", "Time in the ONNX model per call", buckets=LATENCY_BUCKETS, registry=self.registry
+        self.stage_seconds = Histogram(
+            "carmask_stage_seconds",
+            "Time per request in each stage (decode, model, encode)",
+            ["model", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
-        self.photos = Counter("carmask_photos_total", "Photos segmented", registry=self.registry)
+        self.photos = Counter("carmask_photos_total", "Photos segmented", ["model"], registry=self.registry)
         self.in_flight = Gauge("carmask_requests_in_flight", "Requests being served", registry=self.registry)
+
+    def record_photos(self, model: str, count: int, timings: dict[str, float]) -> None:
+        self.photos.labels(model).inc(count)
+        for stage, seconds in timings.items():
+            self.stage_seconds.labels(model, stage).observe(seconds)
 
 
 class MetricsMiddleware:
@@ -59,5 +68,6 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            model = scope.get("state", {}).get("model") or ""
+            self.metrics.requests.labels(endpoint, str(status), model).inc()
+            self.metrics.latency.labels(endpoint, model).observe(time.perf_counter() - start)

@@ -61,23 +61,38 @@ class Result:
     probabilities: np.ndarray  # uint8 0..255 at the same size; the mask is probabilities > 255 x threshold
 
 
-def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int) -> Prepared:
-    pixels, photo = load_for_model(data, segmenter.input_size, max_pixels)
+class Stopwatch:
+    """Seconds per stage ("decode", "model", "encode"), summed over a request's photos."""
+
+    def __init__(self, timings: dict[str, float] | None = None):
+        self.timings = timings if timings is not None else {}
+
+    def add(self, stage: str, since: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
+
+
+def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int, watch: Stopwatch) -> Prepared:
+    start = time.perf_counter()
+    try:
+        pixels, photo = load_for_model(data, segmenter.input_size, max_pixels)
+    finally:
+        watch.add("decode", start)
     return Prepared(name, data, pixels, photo)
 
 
-def run_model(segmenter: Segmenter, prepared: list[Prepared], timer=None) -> np.ndarray:
+def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) -> np.ndarray:
     start = time.perf_counter()
     prob = segmenter.probabilities(np.stack([p.pixels for p in prepared]))
-    if timer is not None:
-        timer.observe(time.perf_counter() - start)
+    watch.add("model", start)
     return prob
 
 
-def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize) -> Result:
+def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch) -> Result:
+    start = time.perf_counter()
     target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
     prob_u8 = upsample_probabilities(prob, target)
     mask = threshold_u8(prob_u8, threshold)
+    watch.add("encode", start)  # post-processing counts with the encoding of the answer
     return Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
 
 
@@ -93,18 +108,30 @@ def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
 
 
 def segment_one(
-    seg: Segmenter, name: str, data: bytes, fmt: MaskFormat, thr: float, size: MaskSize, max_pixels: int, timer=None
+    seg: Segmenter,
+    name: str,
+    data: bytes,
+    fmt: MaskFormat,
+    thr: float,
+    size: MaskSize,
+    max_pixels: int,
+    timings: dict | None = None,
 ) -> tuple[bytes | dict, Result]:
     """One photo to its response body (PNG bytes, or the RLE entry) and the mask."""
-    prepared = prepare(name, data, seg, max_pixels)
-    result = to_mask(prepared, run_model(seg, [prepared], timer)[0], thr, size)
+    watch = Stopwatch(timings)
+    prepared = prepare(name, data, seg, max_pixels, watch)
+    result = to_mask(prepared, run_model(seg, [prepared], watch)[0], thr, size, watch)
+    start = time.perf_counter()
     if fmt is MaskFormat.rle:
-        return rle_entry(result), result
-    if fmt is MaskFormat.cutout:
-        return cutout(prepared, result, max_pixels), result
-    if fmt is MaskFormat.probabilities:
-        return probability_png(result.probabilities), result
-    return mask_png(result.mask), result
+        body = rle_entry(result)
+    elif fmt is MaskFormat.cutout:
+        body = cutout(prepared, result, max_pixels)
+    elif fmt is MaskFormat.probabilities:
+        body = probability_png(result.probabilities)
+    else:
+        body = mask_png(result.mask)
+    watch.add("encode", start)
+    return body, result
 
 
 def segment_many(
@@ -114,25 +141,26 @@ def segment_many(
     size: MaskSize,
     max_pixels: int,
     batch_size: int,
-    timer=None,
+    timings: dict | None = None,
 ) -> tuple[list[Result | dict], list[Result]]:
     """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry)."""
+    watch = Stopwatch(timings)
     entries: list[Result | dict | None] = [None] * len(uploads)
     prepared: list[tuple[int, Prepared]] = []
     for i, (name, data) in enumerate(uploads):
         try:
             if isinstance(data, Exception):
                 raise data
-            prepared.append((i, prepare(name, data, seg, max_pixels)))
+            prepared.append((i, prepare(name, data, seg, max_pixels, watch)))
         except Exception as exc:  # noqa: BLE001 - reported in this photo's entry
             err = classify(exc)
             entries[i] = {"name": name, "error": err.code, "detail": err.detail, "status": err.status}
     results: list[Result] = []
     for start in range(0, len(prepared), batch_size):
         chunk = prepared[start : start + batch_size]
-        probs = run_model(seg, [p for _, p in chunk], timer)
+        probs = run_model(seg, [p for _, p in chunk], watch)
         for (i, p), prob in zip(chunk, probs, strict=True):
-            entries[i] = to_mask(p, prob, thr, size)
+            entries[i] = to_mask(p, prob, thr, size, watch)
             results.append(entries[i])
     return entries, results
 

@@ -18,7 +18,10 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model: Path = Field(DEFAULT_MODEL, description="model manifest (.json) beside its .onnx file")
+    model: Path = Field(DEFAULT_MODEL, description="the default model's manifest (.json) beside its .onnx file")
+    models: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="more models by name: manifests or folders of them, comma-separated"
+    )
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="onnxruntime providers, comma-separated; empty: CUDA if present, else CPU"
     )
@@ -31,9 +34,21 @@ class ServiceSettings(BaseSettings):
     max_batch_bytes: int = Field(256 * MB, description="largest /segment/batch request, in bytes")
     max_pixels: int = Field(50_000_000, description="largest photo accepted, in pixels (decompression bombs)")
     max_batch_files: int = Field(32, description="most photos in one /segment/batch request")
+    max_waiting: int = Field(4, description="photos that may wait for a worker, per model; beyond: 503")
+    request_timeout: float = Field(30.0, description="seconds a request may take; past it 503 (waiting) or 504")
+    linger_seconds: float = Field(5.0, description="after an early answer (413), read the rest this long")
+    linger_bytes: int = Field(64 * MB, description="... and at most this many bytes, then close")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="API keys (plain or sha256:<hex>), comma-separated; empty: no keys"
+    )
+    api_keys_file: Path | None = Field(None, description="file of SHA-256 key hashes, one per line")
+    rate_limit: float = Field(0.0, description="requests per second per API key; 0: no limit")
+    rate_burst: int = Field(10, description="requests a key may make at once")
+    require_gpu: bool = Field(False, description="refuse to start unless a CUDA/TensorRT provider is active")
+    access_log: bool = Field(True, description="one JSON line per request on the carmask.access logger")
     log_level: str = "info"
 
-    @field_validator("providers", mode="before")
+    @field_validator("providers", "models", "api_keys", mode="before")
     @classmethod
     def _split(cls, value):
         if isinstance(value, str):

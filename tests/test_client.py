@@ -21,7 +21,7 @@ class FakeService:
     """An HTTP server on 127.0.0.1 answering each POST with the next of `replies` (status, JSON body)."""
 
     def __init__(self, replies):
-        self.replies, self.calls = list(replies), 0
+        self.replies, self.calls, self.headers = list(replies), 0, {}
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +33,8 @@ class FakeService:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
+                for key, value in owner.headers.items() if status >= 500 else ():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -42,7 +42,13 @@ def agreement(mask_png: bytes, truth: np.ndarray) -> float:
 def test_health_ready_model_docs(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready").json()
-    assert ready == {"status": "ready", "model": "red", "version": "0.0.1", "provider": "CPUExecutionProvider"}
+    assert ready == {
+        "status": "ready",
+        "model": "red",
+        "version": "0.0.1",
+        "provider": "CPUExecutionProvider",
+        "models": ["red"],
+    }
     assert client.get("/model").json()["input"]["height"] == 64
     assert client.get("/docs").status_code == 200
     assert "/segment/batch" in client.get("/openapi.json").json()["paths"]
@@ -222,11 +228,13 @@ def test_batch_over_the_file_limit(client):
     expect_error(client.post("/segment/batch", files=files), 413, "too_many_files")
 
 
-def test_metrics_count_requests_by_endpoint_and_status(client):
+def test_metrics_count_requests_by_endpoint_status_and_model(client):
     client.post("/segment", files={"file": ("e.jpg", b"")})
+    client.post("/segment", files={"file": photo_file()[0]})
     text = client.get("/metrics").text
-    assert 'carmask_requests_total{endpoint="/segment",status="400"}' in text
-    assert "carmask_model_seconds_count" in text and "carmask_requests_in_flight" in text
+    assert 'carmask_requests_total{endpoint="/segment",model="red",status="400"}' in text
+    assert 'carmask_stage_seconds_count{model="red",stage="model"}' in text
+    assert 'carmask_photos_total{model="red"}' in text and "carmask_requests_in_flight" in text
 
 
 def test_concurrent_requests_share_the_session(client):

@@ -2,7 +2,9 @@
 
 Retries with exponential backoff on connection errors, timeouts and 5xx
 answers (segmentation is idempotent, so a repeat is safe); never on 4xx,
-which say the request itself is wrong and would fail again.
+which say the request itself is wrong and would fail again, except 429 (rate
+limited). A 503 or 429 with Retry-After is retried after the time the
+service asks for (capped at `max_retry_after`), not sooner.
 """
 
 from __future__ import annotations
@@ -50,6 +52,23 @@ def _client_error(response: httpx.Response) -> ClientError:
         return ClientError(response.status_code, "error", response.text[:200])
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None when absent or unreadable."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
 class CarmaskClient:
     def __init__(
         self,
@@ -58,10 +77,14 @@ class CarmaskClient:
         retries: int = 3,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
+        max_retry_after: float = 60.0,
     ):
         self.url = (url or os.environ.get("CARMASK_URL") or DEFAULT_URL).rstrip("/")
-        self.retries, self.backoff = retries, backoff
-        self.http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self.retries, self.backoff, self.max_retry_after = retries, backoff, max_retry_after
+        api_key = api_key or os.environ.get("CARMASK_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -74,16 +97,19 @@ class CarmaskClient:
 
     def _post(self, path: str, files: list[tuple[str, tuple[str, bytes]]], params: dict) -> httpx.Response:
         last: Exception | None = None
+        wait: float | None = None  # what the service asked for, if it did
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                backoff = self.backoff * 2 ** (attempt - 1)
+                time.sleep(min(self.max_retry_after, wait) if wait is not None else backoff)
             try:
                 response = self.http.post(path, files=files, params=params)
             except httpx.TransportError as exc:  # refused, reset, timed out: worth another try
-                last = exc
+                last, wait = exc, None
                 continue
-            if response.status_code >= 500:
+            if response.status_code >= 500 or response.status_code == 429:
                 last = ServiceUnavailable(f"{response.status_code} from {path}: {response.text[:200]}")
+                wait = retry_after(response)
                 continue
             if response.status_code >= 400:
                 raise _client_error(response)

@@ -12,7 +12,7 @@ from carmask.client.api import DEFAULT_URL, CarmaskClient
 def _segment(args: argparse.Namespace) -> int:
     from carmask.client.jobs import segment_paths
 
-    with CarmaskClient(args.url, timeout=args.timeout, retries=args.retries) as client:
+    with CarmaskClient(args.url, timeout=args.timeout, retries=args.retries, api_key=args.api_key) as client:
         summary = segment_paths(
             client, args.paths, args.out, args.format, args.concurrency, args.set_size, args.threshold, not args.quiet
         )
@@ -29,7 +29,7 @@ def _submission(args: argparse.Namespace) -> int:
         rle_of = offline_rle(Segmenter(args.model, threads=args.threads))
         report = make_submission(args.test_dir, args.sample, args.out, rle_of, progress=not args.quiet)
     else:
-        with CarmaskClient(args.url, timeout=args.timeout, retries=args.retries) as client:
+        with CarmaskClient(args.url, timeout=args.timeout, retries=args.retries, api_key=args.api_key) as client:
             report = make_submission(args.test_dir, args.sample, args.out, service_rle(client), progress=not args.quiet)
     print(report, file=sys.stderr)
     print(f"wrote {args.out}", file=sys.stderr)
@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", help=f"service URL (default: $CARMASK_URL or {DEFAULT_URL})")
         p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-        p.add_argument("--retries", type=int, default=3, help="retries on connection errors and 5xx (never 4xx)")
+        p.add_argument(
+            "--retries", type=int, default=3, help="retries on connection errors, 5xx and 429 (honouring Retry-After)"
+        )
+        p.add_argument("--api-key", help="API key, when the service requires one (default: $CARMASK_API_KEY)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     seg = sub.add_parser(

@@ -1,0 +1,60 @@
+"""Bounded admission: a few photos may wait for a worker; beyond that, an immediate 503 with Retry-After.
+
+Like Triton's queue policy or BentoML's max concurrency: under overload, the requests the service accepts
+keep a bounded latency and the rest learn at once to come back later, instead of every request queueing
+without bound. The bound is per model, so a flood on one model cannot fill the queue of another; workers
+are shared, first come first served. A request that waits past its deadline gets 503, one whose work
+finishes past it gets 504: either way no one is sent an answer they stopped waiting for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+
+import anyio
+import anyio.to_thread
+
+from service.errors import APIError
+
+
+class Admission:
+    def __init__(self, workers: int, max_waiting: int, timeout: float):
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.workers, self.max_waiting, self.timeout = workers, max_waiting, timeout
+        self.waiting: dict[str, int] = defaultdict(int)  # photos waiting for a worker, per model
+        self.seconds_per_photo = 0.05  # running estimate, for Retry-After
+
+    def retry_after(self, model: str) -> int:
+        """Seconds until the queue ahead would have drained, at least 1."""
+        queued = self.waiting[model] + self.limiter.borrowed_tokens
+        return max(1, math.ceil(queued * self.seconds_per_photo / self.workers))
+
+    def _refuse(self, model: str, code: str, detail: str) -> APIError:
+        return APIError(503, code, detail, headers={"Retry-After": str(self.retry_after(model))})
+
+    async def run(self, model: str, photos: int, started: float, fn, *args):
+        """Run `fn(*args)` in a worker thread once admitted; `started` is the request's arrival (monotonic)."""
+        waiting = self.waiting[model]
+        busy = self.limiter.available_tokens == 0
+        if busy and waiting > 0 and waiting + photos > self.max_waiting:
+            raise self._refuse(model, "overloaded", f"{waiting} photo(s) already wait for {model!r}; retry later")
+        self.waiting[model] += photos
+        try:
+            with anyio.fail_after(max(0.0, started + self.timeout - time.monotonic())):
+                await self.limiter.acquire()
+        except TimeoutError:
+            raise self._refuse(model, "queue_timeout", f"no worker was free within {self.timeout:g} s") from None
+        finally:
+            self.waiting[model] -= photos
+        try:
+            begun = time.monotonic()
+            result = await anyio.to_thread.run_sync(fn, *args)
+            spent = (time.monotonic() - begun) / max(1, photos)
+            self.seconds_per_photo = 0.8 * self.seconds_per_photo + 0.2 * spent
+        finally:
+            self.limiter.release()
+        if time.monotonic() - started > self.timeout:
+            raise APIError(504, "deadline_exceeded", f"the answer took over {self.timeout:g} s and was dropped")
+        return result

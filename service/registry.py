@@ -1,0 +1,85 @@
+"""The models a service serves, by name: each manifest loaded once at start-up into its own Segmenter.
+
+`CARMASK_MODEL` names the default; `CARMASK_MODELS` adds manifests or folders of manifests. The manifest's
+`task` decides how answers are shaped; a task this service does not know stops start-up, loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from carmask.inference import Segmenter
+from carmask.manifest import Manifest, ManifestError, load_manifest
+from service.errors import APIError
+
+TASKS = ("binary-segmentation",)
+
+
+def manifest_paths(default: Path, extra: Iterable[Path]) -> list[Path]:
+    """The default manifest first, then every manifest named or found in a named folder, each once."""
+    paths = [Path(default)]
+    for entry in extra:
+        entry = Path(entry)
+        if entry.is_dir():
+            paths.extend(p for p in sorted(entry.glob("*.json")) if _is_manifest(p))
+        else:
+            paths.append(entry)
+    unique, seen = [], set()
+    for path in paths:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        load_manifest(path, verify=False)
+    except ManifestError:
+        return False
+    return True
+
+
+class ModelRegistry:
+    """Segmenters by model name; `get(None)` is the default model."""
+
+    def __init__(self, segmenters: list[Segmenter]):
+        self.segmenters: dict[str, Segmenter] = {}
+        for seg in segmenters:
+            name = seg.manifest.name
+            if name in self.segmenters:
+                first = self.segmenters[name].manifest.path
+                raise ManifestError(f"two manifests name the model {name!r}: {first} and {seg.manifest.path}")
+            if seg.manifest.task not in TASKS:
+                raise ManifestError(f"{seg.manifest.path}: task {seg.manifest.task!r} is not served (knows {TASKS})")
+            self.segmenters[name] = seg
+        self.default = segmenters[0].manifest.name
+
+    @classmethod
+    def load(cls, default: Path, extra: Iterable[Path], make: Callable[[Manifest], Segmenter]) -> ModelRegistry:
+        return cls([make(load_manifest(path)) for path in manifest_paths(default, extra)])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.segmenters)
+
+    def get(self, name: str | None) -> Segmenter:
+        if name is None or name == "":
+            return self.segmenters[self.default]
+        if name not in self.segmenters:
+            raise APIError(404, "unknown_model", f"no model named {name!r}; this service has {self.names}")
+        return self.segmenters[name]
+
+    def describe(self) -> list[dict]:
+        return [
+            {
+                "name": name,
+                "version": seg.manifest.version,
+                "task": seg.manifest.task,
+                "default": name == self.default,
+                "provider": seg.provider,
+            }
+            for name, seg in self.segmenters.items()
+        ]
