@@ -17,7 +17,7 @@ $(VENV)/.service-installed: pyproject.toml | $(BIN)/python
 
 # Everything: training (TensorFlow, tf2onnx), service, client, dev tools.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[service,cpu,client,training,dev]'
+	$(BIN)/pip install -q -e '.[service,cpu,client,training,bulk,dev]'
 	touch $@ $(VENV)/.service-installed
 
 run: $(VENV)/.service-installed

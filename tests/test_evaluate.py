@@ -130,6 +130,7 @@ def test_exported_model_scores_like_the_checkpoint(trained):
         "carmask.predict:main",
         "carmask.client.cli:main",
         "training.weights.fetch:main",
+        "carmask.bulk:main",
         "service.__main__:main",
     ],
 )

@@ -224,3 +224,22 @@ def test_burst_of_clients_never_sees_connection_errors(server):
         t.join()
     assert all(e in ("ServiceUnavailable",) for e in errors), errors  # 503s, never resets
     assert statuses, "some requests must be served"
+
+
+def test_batch_parts_without_a_filename_are_photos_too(red_model):
+    """Some clients send file parts without a filename; Starlette hands those over as text."""
+    image, truth = red_box_photo(120, 90)
+    data = encode(image, "PNG")
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=files\r\nContent-Type: image/png\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    with TestClient(create_app(ServiceSettings(model=red_model))) as client:
+        r = client.post(
+            "/segment/batch", content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["results"]
+    assert (entry["width"], entry["height"]) == (120, 90) and abs(entry["coverage"] - truth.mean()) < 0.02
