@@ -34,7 +34,7 @@ class ServiceSettings(BaseSettings):
     max_batch_bytes: int = Field(256 * MB, description="largest /segment/batch request, in bytes")
     max_pixels: int = Field(50_000_000, description="largest photo accepted, in pixels (decompression bombs)")
     max_batch_files: int = Field(32, description="most photos in one /segment/batch request")
-    max_waiting: int = Field(4, description="photos that may wait for a worker, per model; beyond: 503")
+    max_waiting: int = Field(2, description="photos that may wait for a worker, per model; beyond: 503")
     request_timeout: float = Field(30.0, description="seconds a request may take; past it 503 (waiting) or 504")
     linger_seconds: float = Field(5.0, description="after an early answer (413), read the rest this long")
     linger_bytes: int = Field(64 * MB, description="... and at most this many bytes, then close")
