@@ -79,3 +79,18 @@ def test_same_seed_same_batches():
         batches.set_epoch(3)
     assert np.array_equal(a[0][0], b[0][0]) and np.array_equal(a[1][1], b[1][1])
     assert not np.array_equal(a[0][0], c[0][0])
+
+
+def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path, data):
+    import keras
+
+    first = config(tmp_path, data, epochs=2, run_dir=tmp_path / "stage1")
+    run_training(first)
+    best = keras.models.load_model(tmp_path / "stage1" / "best.keras", compile=False)
+    second = config(tmp_path, data, epochs=1, run_dir=tmp_path / "stage2", init_from=tmp_path / "stage1" / "best.keras")
+    second.learning_rate = second.min_learning_rate = 0.0  # no step may move the weights
+    run_training(second)
+    after = keras.models.load_model(tmp_path / "stage2" / "best.keras", compile=False)
+    for a, b in zip(best.get_weights(), after.get_weights(), strict=True):
+        if a.ndim > 1:  # kernels (BatchNorm statistics still move in training mode)
+            assert np.allclose(a, b)

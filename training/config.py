@@ -56,6 +56,7 @@ class TrainConfig:
     threshold: float = 0.5
     max_images: int | None = None  # use only the first N photos of each source (smoke runs)
     resume: bool = False
+    init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning stage), new optimizer
     workers: int = 2  # processes decoding the cache
 
     @property
@@ -123,6 +124,7 @@ HELP = {
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
+    "init_from": "start from the weights of this .keras checkpoint (a second stage), with a fresh optimizer",
 }
 
 

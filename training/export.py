@@ -148,7 +148,17 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
         "best_epoch": state.get("best_epoch"),
         **{
             k: config[k]
-            for k in ("epochs", "samples_per_epoch", "batch_size", "learning_rate", "loss", "augment", "image_size")
+            for k in (
+                "epochs",
+                "samples_per_epoch",
+                "batch_size",
+                "learning_rate",
+                "loss",
+                "augment",
+                "image_size",
+                "sources",
+                "init_from",
+            )
             if k in config
         },
     }

@@ -94,7 +94,11 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
     if cfg.resume:
         print(f"nothing to resume in {cfg.run_dir}; starting afresh")
     keras.utils.set_random_seed(cfg.seed)
-    model = cfg.model().build()
+    if cfg.init_from is not None:  # a second stage: the weights of an earlier run, a fresh optimizer
+        print(f"starting from the weights of {cfg.init_from}")
+        model = keras.models.load_model(cfg.init_from, compile=False)
+    else:
+        model = cfg.model().build()
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
 
