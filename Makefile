@@ -20,8 +20,9 @@ $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[service,cpu,client,training,bulk,dev]'
 	touch $@ $(VENV)/.service-installed
 
+# The default model (carmask-v2) and, by name, every other model in models/.
 run: $(VENV)/.service-installed
-	$(BIN)/carmask-serve
+	CARMASK_MODELS=$${CARMASK_MODELS-models} $(BIN)/carmask-serve
 
 test: $(VENV)/.all-installed
 	bash tools/ensure-chromium.sh
@@ -36,12 +37,15 @@ lint: $(VENV)/.all-installed
 weights: $(VENV)/.all-installed
 	$(BIN)/carmask-weights fetch mobilenet_v2
 
-# The shipped model's recipe (see models/README.md): the defaults of training/config.py.
+# The shipped model's recipe (see models/README.md): stage 1 is the defaults of training/config.py;
+# stage 2 fine-tunes its last weights with more Carvana, at the model's input size.
 train: weights
 	$(BIN)/carmask-train --run-dir runs/v2
+	$(BIN)/carmask-train --run-dir runs/v2ft --init-from runs/v2/last.keras --epochs 8 --learning-rate 3e-4 \
+	    --min-learning-rate 1e-5 --cache-size 256 --sources carvana:0.45,composite:0.15,dsmlr:0.25,davis:0.1,negatives:0.05
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2 --out runs/v2/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2ft --out runs/v2ft/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
@@ -52,7 +56,7 @@ benchmark: $(VENV)/.all-installed
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2ft
 
 container-test:
 	bash docker/container-test.sh

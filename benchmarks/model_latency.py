@@ -1,6 +1,8 @@
-"""Model latency in onnxruntime: one 256x256 image, default threads (1 per core), medians side by side.
+"""Model latency in onnxruntime: one image at the model's input size, default threads (1 per core), side by side.
 
-python benchmarks/model_latency.py [--rounds 5] [models/*.onnx ...]
+python benchmarks/model_latency.py [--rounds 5] [models/*.onnx ...] [model.onnx@288 ...]
+
+The input size comes from each model's manifest (`@SIZE` overrides it, to time one graph at another size).
 
 The models take turns, one process each per round, so a noisy neighbour on the VM slows them alike; the
 first model is the reference the others are compared with as a ratio (per round, then the median).
@@ -22,12 +24,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine
 
 
-def latency(path: Path, batch: int, threads: int = 0, runs: int = 50) -> float:
+def input_size(spec: str) -> tuple[Path, int]:
+    """`model.onnx` or `model.onnx@288`: the file, and the side from `@` or its manifest (else 256)."""
+    path, _, size = spec.partition("@")
+    if size:
+        return Path(path), int(size)
+    manifest = Path(path).with_suffix(".json")
+    return Path(path), json.loads(manifest.read_text())["input"]["height"] if manifest.is_file() else 256
+
+
+def latency(path: Path, batch: int, side: int = 256, threads: int = 0, runs: int = 50) -> float:
     # threads=0: onnxruntime's default, one per core (2 here), as the service runs it.
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((batch, 256, 256, 3), dtype=np.float32)
+    x = np.random.default_rng(0).random((batch, side, side, 3), dtype=np.float32)
     name = session.get_inputs()[0].name
     for _ in range(5):
         session.run(None, {name: x})
@@ -41,29 +52,31 @@ def latency(path: Path, batch: int, threads: int = 0, runs: int = 50) -> float:
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":  # child: time one model, print one JSON line
-        path = Path(sys.argv[2])
-        print(json.dumps({"one": latency(path, 1), "batch16": latency(path, 16) / 16}))
+        path, side = input_size(sys.argv[2])
+        print(json.dumps({"one": latency(path, 1, side), "batch16": latency(path, 16, side) / 16}))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", type=Path)
+    parser.add_argument("models", nargs="*", help="ONNX files, each optionally @SIZE")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    paths = args.models or sorted((ROOT / "models").glob("*.onnx"))
+    paths = args.models or [str(p) for p in sorted((ROOT / "models").glob("*.onnx"))]
     print(f"machine: {machine()}; onnxruntime {ort.__version__}, CPUExecutionProvider, default threads (1 per core)")
-    rounds: dict[Path, list[dict]] = {p: [] for p in paths}
+    rounds: dict[str, list[dict]] = {p: [] for p in paths}
     for _ in range(args.rounds):
         for path in paths:
             # One process per model: a finished session's spinning threads would slow the next one down.
-            out = subprocess.run([sys.executable, __file__, "--one", str(path)], check=True, capture_output=True)
+            out = subprocess.run([sys.executable, __file__, "--one", path], check=True, capture_output=True)
             rounds[path].append(json.loads(out.stdout))
     reference = paths[0]
-    header = f"{'model':32} {'MB':>5} {'1 image ms: median (min-max)':>30} {'batch16 ms/img':>15}"
-    print(f"{header} {'x ' + reference.stem:>22}")
-    for path, runs in rounds.items():
+    header = f"{'model @ input side':32} {'MB':>5} {'1 image ms: median (min-max)':>30} {'batch16 ms/img':>15}"
+    print(f"{header} {'x ' + Path(reference).name:>22}")
+    for spec, runs in rounds.items():
+        path, side = input_size(spec)
         one = [r["one"] for r in runs]
         ratio = np.median([r["one"] / ref["one"] for r, ref in zip(runs, rounds[reference], strict=True)])
+        label = f"{path.name} @ {side}"
         print(
-            f"{path.name:32} {path.stat().st_size / 1e6:5.2f} {np.median(one):13.1f} ({min(one):5.1f}-{max(one):5.1f})"
+            f"{label:32} {path.stat().st_size / 1e6:5.2f} {np.median(one):13.1f} ({min(one):5.1f}-{max(one):5.1f})"
             f"{'':6} {np.median([r['batch16'] for r in runs]):15.1f} {ratio:22.2f}"
         )
     print(f"({args.rounds} rounds, models taking turns; each figure a median of 50 runs in its own process)")

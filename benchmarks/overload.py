@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, rss_mb, running_service, test_photos
 
 
-def hammer(url: str, photos: list[tuple[str, bytes]], clients: int, seconds: float) -> dict:
+def hammer(url: str, photos: list[tuple[str, bytes]], clients: int, seconds: float, polite: bool = False) -> dict:
     records: list[tuple[int, float]] = []  # (status or -1 for a connection error, seconds)
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -34,12 +34,17 @@ def hammer(url: str, photos: list[tuple[str, bytes]], clients: int, seconds: flo
                 name, data = photos[i % len(photos)]
                 i += clients
                 start = time.perf_counter()
+                retry_after = 0.0
                 try:
-                    status = http.post("/segment", files={"file": (name, data, "image/jpeg")}).status_code
+                    response = http.post("/segment", files={"file": (name, data, "image/jpeg")})
+                    status = response.status_code
+                    retry_after = float(response.headers.get("retry-after", 0))
                 except httpx.TransportError:
                     status = -1
                 with lock:
                     records.append((status, time.perf_counter() - start))
+                if polite and status == 503:  # as carmask.client does
+                    time.sleep(min(retry_after, max(0.0, stop - time.monotonic())))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -66,17 +71,18 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", type=int, default=[2, 8, 32])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--model", default=None, help="manifest (default: the service's default model)")
+    parser.add_argument("--polite", action="store_true", help="clients wait what Retry-After says, as ours do")
     args = parser.parse_args()
     env = {"CARMASK_ACCESS_LOG": "false", **({"CARMASK_MODEL": args.model} if args.model else {})}
     photos = test_photos()
-    print(f"machine: {machine()}; {len(photos)} photos")
+    print(f"machine: {machine()}; {len(photos)} photos; clients {'honour' if args.polite else 'ignore'} Retry-After")
     with running_service(env) as url:
         print(f"service: {httpx.get(url + '/ready').json()}")
         print(f"{'clients':>7} {'requests':>8} {'200 p50 ms':>10} {'200 p99 ms':>10} {'503 share':>9} "
               f"{'503 p99 ms':>10} {'conn errors':>11} {'photos/s':>8} {'RSS MB before/after':>20}")  # fmt: skip
         for clients in args.clients:
             before = rss_mb(url.pid)
-            r = hammer(url, photos, clients, args.seconds)
+            r = hammer(url, photos, clients, args.seconds, args.polite)
             after = rss_mb(url.pid)
             print(
                 f"{clients:7d} {r['requests']:8d} {r['p50']:10.1f} {r['p99']:10.1f} {r['refused_share']:9.1%} "

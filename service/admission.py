@@ -31,14 +31,18 @@ class Admission:
         queued = self.waiting[model] + self.limiter.borrowed_tokens
         return max(1, math.ceil(queued * self.seconds_per_photo / self.workers))
 
+    def full(self, model: str, photos: int = 1) -> bool:
+        """Whether `photos` more for `model` would be refused now."""
+        waiting = self.waiting[model]
+        return self.limiter.available_tokens == 0 and waiting > 0 and waiting + photos > self.max_waiting
+
     def _refuse(self, model: str, code: str, detail: str) -> APIError:
         return APIError(503, code, detail, headers={"Retry-After": str(self.retry_after(model))})
 
     async def run(self, model: str, photos: int, started: float, fn, *args):
         """Run `fn(*args)` in a worker thread once admitted; `started` is the request's arrival (monotonic)."""
-        waiting = self.waiting[model]
-        busy = self.limiter.available_tokens == 0
-        if busy and waiting > 0 and waiting + photos > self.max_waiting:
+        if self.full(model, photos):
+            waiting = self.waiting[model]
             raise self._refuse(model, "overloaded", f"{waiting} photo(s) already wait for {model!r}; retry later")
         self.waiting[model] += photos
         try:
@@ -58,3 +62,47 @@ class Admission:
         if time.monotonic() - started > self.timeout:
             raise APIError(504, "deadline_exceeded", f"the answer took over {self.timeout:g} s and was dropped")
         return result
+
+
+class AdmissionGate:
+    """ASGI middleware: refuse a photo request with 503 before its body is parsed when its model's queue is
+    full. Parsing a multipart upload costs about as much CPU as a small model call; under overload the
+    refusals must be cheap, or they eat the cores the accepted requests need. (The body is still drained by
+    the lingering close, which reads bytes but parses nothing.)"""
+
+    def __init__(self, app, admission: Admission, paths: tuple[str, ...] = ("/segment", "/segment/batch")):
+        self.app, self.admission, self.paths = app, admission, paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            model = self._model(scope)
+            if model is not None and self.admission.full(model):
+                scope.setdefault("state", {})["model"] = model
+                await self._refuse(send, model)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _model(scope) -> str | None:
+        from urllib.parse import parse_qs
+
+        registry = getattr(scope["app"].state, "registry", None) if "app" in scope else None
+        if registry is None:
+            return None
+        name = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("model") or [""])[0] or registry.default
+        return name if name in registry.segmenters else None  # an unknown name gets its 404 further in
+
+    async def _refuse(self, send, model: str) -> None:
+        import json
+
+        from service.errors import error_body
+
+        detail = f"{self.admission.waiting[model]} photo(s) already wait for {model!r}; retry later"
+        body = json.dumps(error_body("overloaded", detail)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(self.admission.retry_after(model)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

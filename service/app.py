@@ -27,7 +27,7 @@ from carmask.imaging import FORMAT_NAMES
 from carmask.inference import Segmenter
 from carmask.outputs import coverage
 from service import pipeline
-from service.admission import Admission
+from service.admission import Admission, AdmissionGate
 from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
@@ -156,7 +156,9 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             return settings.max_batch_bytes
         return None
 
-    # Outermost last: tracing sees every answer; the size limit lingers on early answers of the key check too.
+    # Outermost last: tracing sees every answer; the size limit lingers on early answers of the key check and
+    # of the admission gate too.
+    app.add_middleware(AdmissionGate, admission=admission)
     app.add_middleware(KeyAuth, hashes=load_key_hashes(settings.api_keys, settings.api_keys_file),
                        rate=settings.rate_limit, burst=settings.rate_burst)  # fmt: skip
     app.add_middleware(BodySizeLimit, limit_for=body_limit, linger_seconds=settings.linger_seconds,

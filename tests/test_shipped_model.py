@@ -1,4 +1,5 @@
-"""The shipped default model: its manifest holds, and on real Carvana cars it segments well."""
+"""The shipped models: the default's manifest holds, it segments real Carvana cars and ordinary photos well,
+and v1 is served by name beside it."""
 
 import json
 
@@ -14,6 +15,8 @@ from service.settings import ServiceSettings
 from tests.conftest import REAL_DATA, SHIPPED_MODEL, needs_real_data
 from tests.fixtures import encode, red_box_photo
 
+DSMLR = REAL_DATA.parent / "cars-outside" / "dsmlr"
+
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="no shipped model yet")
 
 
@@ -21,8 +24,10 @@ def test_manifest_matches_the_file_and_is_small_enough():
     manifest = load_manifest(SHIPPED_MODEL)
     assert manifest.model_path.stat().st_size <= 50 * 1024 * 1024
     assert manifest.input.size == (256, 256) and manifest.output.activation == "sigmoid"
-    assert manifest.metrics["dice_model"] >= 0.98
-    assert manifest.training["val_cars"]
+    assert manifest.input.mean == [0.485, 0.456, 0.406]  # ImageNet normalisation of the pretrained encoder
+    assert manifest.metrics["carvana"]["dice_original"] >= 0.98
+    assert manifest.metrics["dsmlr"]["iou_original"] >= 0.9  # ordinary photos, held out
+    assert manifest.training["val_cars"] and manifest.task == "binary-segmentation"
 
 
 def test_service_starts_on_the_shipped_model_by_default():
@@ -44,3 +49,28 @@ def test_segments_a_validation_car_at_full_resolution():
         truth = np.asarray(Image.open(REAL_DATA / "train_masks" / f"{photo.stem}_mask.gif").convert("L")) > 0
         assert mask.shape == truth.shape == (1280, 1918)
         assert per_image_scores(mask[None], truth[None])["dice"][0] > 0.97
+
+
+def test_v1_is_served_by_name_beside_the_default():
+    settings = ServiceSettings(models=[SHIPPED_MODEL.parent])
+    with TestClient(create_app(settings)) as client:
+        listed = client.get("/models").json()
+        assert listed["default"] == load_manifest(SHIPPED_MODEL).name
+        assert {"carmask-unet", "carmask-unet-int8"} <= {m["name"] for m in listed["models"]}
+        data = encode(red_box_photo(320, 240)[0])
+        r = client.post("/segment", params={"model": "carmask-unet"}, files={"file": ("x.jpg", data)})
+        assert r.status_code == 200 and r.headers["x-model"] == "carmask-unet"
+
+
+@pytest.mark.skipif(not (DSMLR / "testset").is_dir(), reason="needs ../shared/data/cars-outside/dsmlr")
+def test_masks_the_car_in_ordinary_photos():
+    from training.data.sources import IGNORE
+    from training.data.sources.dsmlr import read_dsmlr
+
+    photos = read_dsmlr(DSMLR, "testset")[:8]
+    masks = Segmenter(SHIPPED_MODEL, threads=2).predict_masks([p.image_path for p in photos])
+    ious = []
+    for photo, mask in zip(photos, masks, strict=True):
+        label = photo.load_label()
+        ious.append(per_image_scores(mask[None], (label == 1)[None], (label != IGNORE)[None])["iou"][0])
+    assert np.mean(ious) > 0.9, ious

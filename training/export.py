@@ -156,12 +156,14 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
                 "loss",
                 "augment",
                 "image_size",
-                "sources",
                 "init_from",
             )
             if k in config
         },
     }
+    earlier = Path(config["init_from"]).parent if config.get("init_from") else None
+    if earlier is not None and earlier != run_dir and (earlier / "config.json").is_file():
+        info["earlier_stage"], _ = training_summary(earlier)  # what the weights it started from had seen
     arch = config.get("model") or {"name": "unet", **{k: config[k] for k in ("base_width", "depth") if k in config}}
     arch = {k: v for k, v in arch.items() if k != "weights"}
     return info, arch
