@@ -9,14 +9,16 @@ finishes past it gets 504: either way no one is sent an answer they stopped wait
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict
+from urllib.parse import parse_qs
 
 import anyio
 import anyio.to_thread
 
-from service.errors import APIError
+from service.errors import APIError, error_body
 
 
 class Admission:
@@ -84,8 +86,6 @@ class AdmissionGate:
 
     @staticmethod
     def _model(scope) -> str | None:
-        from urllib.parse import parse_qs
-
         registry = getattr(scope["app"].state, "registry", None) if "app" in scope else None
         if registry is None:
             return None
@@ -93,10 +93,6 @@ class AdmissionGate:
         return name if name in registry.segmenters else None  # an unknown name gets its 404 further in
 
     async def _refuse(self, send, model: str) -> None:
-        import json
-
-        from service.errors import error_body
-
         detail = f"{self.admission.waiting[model]} photo(s) already wait for {model!r}; retry later"
         body = json.dumps(error_body("overloaded", detail)).encode()
         headers = [
