@@ -20,7 +20,7 @@ $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[service,cpu,client,training,bulk,dev]'
 	touch $@ $(VENV)/.service-installed
 
-# The default model (carmask-v2) and, by name, every other model in models/.
+# The default model (carmask-unet, see models/README.md) and, by name, every other model in models/ (carmask-v2).
 run: $(VENV)/.service-installed
 	CARMASK_MODELS=$${CARMASK_MODELS-models} $(BIN)/carmask-serve
 

@@ -28,7 +28,7 @@ DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUE
 AUTO_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 # The shipped model in a source checkout; containers and installs point CARMASK_MODEL elsewhere.
 DEFAULT_MODEL = Path(
-    os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-v2.json")
+    os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-unet.json")
 )
 
 

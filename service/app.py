@@ -133,8 +133,9 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     app = FastAPI(
         title="carmask",
         version=__version__,
-        description="Masks the car in a photo: a U-Net on a pretrained MobileNetV2 encoder, served with ONNX "
-        "Runtime. Every error is `{error, detail}` JSON; 503 and 429 carry Retry-After.",
+        description="Masks the car in a photo: U-Nets (classic, or on a pretrained MobileNetV2 encoder), served "
+        "with ONNX Runtime; models by name (GET /models). Every error is `{error, detail}` JSON; 503 and 429 carry "
+        "Retry-After.",
         lifespan=lifespan,
         docs_url=None,  # served below from local files instead of a CDN
         redoc_url=None,

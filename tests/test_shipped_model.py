@@ -1,5 +1,5 @@
-"""The shipped models: the default's manifest holds, it segments real Carvana cars and ordinary photos well,
-and v1 is served by name beside it."""
+"""The shipped models: v1 (the default) and v2 (by name); their manifests hold, they segment real Carvana
+cars well, v2 segments ordinary photos well, and the service serves both by name."""
 
 import json
 
@@ -12,7 +12,7 @@ from carmask.manifest import load_manifest
 from carmask.metrics import per_image_scores
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.conftest import REAL_DATA, SHIPPED_MODEL, needs_real_data
+from tests.conftest import REAL_DATA, SHIPPED_MODEL, V2_MODEL, needs_real_data
 from tests.fixtures import encode, red_box_photo
 
 DSMLR = REAL_DATA.parent / "cars-outside" / "dsmlr"
@@ -20,14 +20,16 @@ DSMLR = REAL_DATA.parent / "cars-outside" / "dsmlr"
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="no shipped model yet")
 
 
-def test_manifest_matches_the_file_and_is_small_enough():
-    manifest = load_manifest(SHIPPED_MODEL)
-    assert manifest.model_path.stat().st_size <= 50 * 1024 * 1024
-    assert manifest.input.size == (256, 256) and manifest.output.activation == "sigmoid"
-    assert manifest.input.mean == [0.485, 0.456, 0.406]  # ImageNet normalisation of the pretrained encoder
-    assert manifest.metrics["carvana"]["dice_original"] >= 0.98
-    assert manifest.metrics["dsmlr"]["iou_original"] >= 0.9  # ordinary photos, held out
-    assert manifest.training["val_cars"] and manifest.task == "binary-segmentation"
+def test_manifests_match_their_files_and_are_small_enough():
+    v1 = load_manifest(SHIPPED_MODEL)
+    assert v1.model_path.stat().st_size <= 50 * 1024 * 1024 and v1.metrics["dice_model"] >= 0.98
+    v2 = load_manifest(V2_MODEL)
+    assert v2.model_path.stat().st_size <= 50 * 1024 * 1024
+    assert v2.input.size == (256, 256) and v2.output.activation == "sigmoid"
+    assert v2.input.mean == [0.485, 0.456, 0.406]  # ImageNet normalisation of the pretrained encoder
+    assert v2.metrics["carvana"]["dice_original"] >= 0.98
+    assert v2.metrics["dsmlr"]["iou_original"] >= 0.9  # ordinary photos, held out
+    assert v2.training["val_cars"] and v2.task == "binary-segmentation"
 
 
 def test_service_starts_on_the_shipped_model_by_default():
@@ -38,28 +40,29 @@ def test_service_starts_on_the_shipped_model_by_default():
 
 
 @needs_real_data
-def test_segments_a_validation_car_at_full_resolution():
+@pytest.mark.parametrize("model", [SHIPPED_MODEL, V2_MODEL], ids=["v1", "v2"])
+def test_segments_a_validation_car_at_full_resolution(model):
     from PIL import Image
 
-    manifest = json.loads(SHIPPED_MODEL.read_text())
-    car = manifest["training"]["val_cars"][0]  # never seen in training
+    manifest = json.loads(model.read_text())
+    car = manifest["training"]["val_cars"][0]  # never seen in training (both share the split)
     photos = sorted((REAL_DATA / "train").glob(f"{car}_*.jpg"))[:4]
-    masks = Segmenter(SHIPPED_MODEL, threads=2).predict_masks(photos)
+    masks = Segmenter(model, threads=2).predict_masks(photos)
     for photo, mask in zip(photos, masks, strict=True):
         truth = np.asarray(Image.open(REAL_DATA / "train_masks" / f"{photo.stem}_mask.gif").convert("L")) > 0
         assert mask.shape == truth.shape == (1280, 1918)
         assert per_image_scores(mask[None], truth[None])["dice"][0] > 0.97
 
 
-def test_v1_is_served_by_name_beside_the_default():
+def test_v2_is_served_by_name_beside_the_default():
     settings = ServiceSettings(models=[SHIPPED_MODEL.parent])
     with TestClient(create_app(settings)) as client:
         listed = client.get("/models").json()
-        assert listed["default"] == load_manifest(SHIPPED_MODEL).name
-        assert {"carmask-unet", "carmask-unet-int8"} <= {m["name"] for m in listed["models"]}
+        assert listed["default"] == load_manifest(SHIPPED_MODEL).name == "carmask-unet"
+        assert {"carmask-v2", "carmask-unet-int8"} <= {m["name"] for m in listed["models"]}
         data = encode(red_box_photo(320, 240)[0])
-        r = client.post("/segment", params={"model": "carmask-unet"}, files={"file": ("x.jpg", data)})
-        assert r.status_code == 200 and r.headers["x-model"] == "carmask-unet"
+        r = client.post("/segment", params={"model": "carmask-v2"}, files={"file": ("x.jpg", data)})
+        assert r.status_code == 200 and r.headers["x-model"] == "carmask-v2"
 
 
 @pytest.mark.skipif(not (DSMLR / "testset").is_dir(), reason="needs ../shared/data/cars-outside/dsmlr")
@@ -68,7 +71,7 @@ def test_masks_the_car_in_ordinary_photos():
     from training.data.sources.dsmlr import read_dsmlr
 
     photos = read_dsmlr(DSMLR, "testset")[:8]
-    masks = Segmenter(SHIPPED_MODEL, threads=2).predict_masks([p.image_path for p in photos])
+    masks = Segmenter(V2_MODEL, threads=2).predict_masks([p.image_path for p in photos])
     ious = []
     for photo, mask in zip(photos, masks, strict=True):
         label = photo.load_label()
