@@ -44,3 +44,23 @@ def test_compose_settings_are_real_service_settings():
     for lb in ("lb", "lb-gpu"):
         conf = compose["services"][lb]["volumes"][0].split(":")[0]
         assert (ROOT / conf).is_file()
+
+
+def test_container_test_names_its_missing_prerequisites(tmp_path):
+    import shutil
+    import subprocess
+
+    bin_dir = tmp_path / "bin"  # a PATH with a shell and nothing of podman's world
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        ["bash", str(ROOT / "docker" / "container-test.sh")],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir)},
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "container-test needs: podman buildah runc debootstrap curl" in result.stderr
+    assert "apt-get install -y podman buildah runc debootstrap" in result.stderr
