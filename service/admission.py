@@ -9,7 +9,6 @@ finishes past it gets 504: either way no one is sent an answer they stopped wait
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs
 import anyio
 import anyio.to_thread
 
-from service.errors import APIError, error_body
+from service.errors import APIError, send_error
 
 
 class Admission:
@@ -41,11 +40,14 @@ class Admission:
     def _refuse(self, model: str, code: str, detail: str) -> APIError:
         return APIError(503, code, detail, headers={"Retry-After": str(self.retry_after(model))})
 
+    def overloaded(self, model: str) -> APIError:
+        detail = f"{self.waiting[model]} photo(s) already wait for {model!r}; retry later"
+        return self._refuse(model, "overloaded", detail)
+
     async def run(self, model: str, photos: int, started: float, fn, *args):
         """Run `fn(*args)` in a worker thread once admitted; `started` is the request's arrival (monotonic)."""
         if self.full(model, photos):
-            waiting = self.waiting[model]
-            raise self._refuse(model, "overloaded", f"{waiting} photo(s) already wait for {model!r}; retry later")
+            raise self.overloaded(model)
         self.waiting[model] += photos
         try:
             with anyio.fail_after(max(0.0, started + self.timeout - time.monotonic())):
@@ -80,7 +82,9 @@ class AdmissionGate:
             model = self._model(scope)
             if model is not None and self.admission.full(model):
                 scope.setdefault("state", {})["model"] = model
-                await self._refuse(send, model)
+                err = self.admission.overloaded(model)
+                headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+                await send_error(send, err.status, err.code, err.detail, headers)
                 return
         await self.app(scope, receive, send)
 
@@ -91,14 +95,3 @@ class AdmissionGate:
             return None
         name = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("model") or [""])[0] or registry.default
         return name if name in registry.segmenters else None  # an unknown name gets its 404 further in
-
-    async def _refuse(self, send, model: str) -> None:
-        detail = f"{self.admission.waiting[model]} photo(s) already wait for {model!r}; retry later"
-        body = json.dumps(error_body("overloaded", detail)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(self.admission.retry_after(model)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +17,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -202,10 +201,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
 
     @app.get("/ready", summary="Readiness: every model is loaded", response_model=Ready, responses=errors(503))
     async def ready(request: Request):
-        reg = request.app.state.registry
-        if reg is None:
-            body = {"error": "not_ready", "detail": "the models are not loaded"}
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        reg = registry(request)  # 503 not_ready until the lifespan has loaded them
         default = reg.get(None)
         m = default.manifest
         return {"status": "ready", "model": m.name, "version": m.version, "provider": default.provider,
@@ -330,12 +326,11 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
                 seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings
             )
             errors_ = [e for e in entries if isinstance(e, dict)]
-            start = time.perf_counter()
-            if format is BatchFormat.zip:
-                body = pipeline.zip_of_masks(results, errors_)
-            else:
-                body = [e if isinstance(e, dict) else pipeline.rle_entry(e) for e in entries]
-            pipeline.Stopwatch(timings).add("encode", start)
+            with pipeline.Stopwatch(timings).stage("encode"):
+                if format is BatchFormat.zip:
+                    body = pipeline.zip_of_masks(results, errors_)
+                else:
+                    body = [e if isinstance(e, dict) else pipeline.rle_entry(e) for e in entries]
             return body, len(results), len(errors_)
 
         body, done, failed = await admission.run(seg.manifest.name, len(uploads), request.state.started, work)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.errors import send_error
 
 OPEN_PATHS = ("/health", "/ready", "/", "/docs", "/openapi.json")
 OPEN_PREFIXES = ("/static/",)
@@ -91,7 +90,7 @@ class KeyAuth:
         digest = key_hash(key) if key else ""
         if not key or not any(hmac.compare_digest(digest, h) for h in self.hashes):
             detail = "a valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)"
-            await _answer(send, 401, "unauthorized", detail, [(b"www-authenticate", b"Bearer")])
+            await send_error(send, 401, "unauthorized", detail, [(b"www-authenticate", b"Bearer")])
             return
         if not self.rate:
             await self.app(scope, receive, send)
@@ -101,7 +100,7 @@ class KeyAuth:
         if not allowed:
             wait = math.ceil((1 - bucket.tokens) / self.rate)
             detail = f"over {self.rate:g} requests per second for this key; retry in {wait} s"
-            await _answer(send, 429, "rate_limited", detail, [*headers, (b"retry-after", str(wait).encode())])
+            await send_error(send, 429, "rate_limited", detail, [*headers, (b"retry-after", str(wait).encode())])
             return
 
         async def limited_send(message: Message) -> None:
@@ -110,10 +109,3 @@ class KeyAuth:
             await send(message)
 
         await self.app(scope, receive, limited_send)
-
-
-async def _answer(send: Send, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps(error_body(code, detail)).encode()
-    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": start_headers + headers})
-    await send({"type": "http.response.body", "body": body})

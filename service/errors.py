@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,14 @@ class BodyTooLarge(Exception):
 
 def error_body(code: str, detail: str) -> dict:
     return {"error": code, "detail": detail}
+
+
+async def send_error(send, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """The error envelope straight onto an ASGI `send`, for middleware that answers before the app runs."""
+    body = json.dumps(error_body(code, detail)).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

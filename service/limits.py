@@ -15,13 +15,12 @@ first, so clients that do read early see it at once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyTooLarge, error_body
+from service.errors import BodyTooLarge, send_error
 
 
 class BodySizeLimit:
@@ -67,7 +66,8 @@ class BodySizeLimit:
 
         declared = dict(scope["headers"]).get(b"content-length")
         if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
-            await _reject(lingering_send, limit)
+            detail = f"request body is over the limit of {limit} bytes"
+            await send_error(lingering_send, 413, "upload_too_large", detail, [(b"connection", b"close")])
             return
         await self.app(scope, counting_receive, lingering_send)
 
@@ -82,19 +82,3 @@ class BodySizeLimit:
                 drained += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     return
-
-
-async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps(error_body("upload_too_large", f"request body is over the limit of {limit} bytes")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

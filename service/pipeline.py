@@ -11,6 +11,7 @@ import io
 import json
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -67,32 +68,31 @@ class Stopwatch:
     def __init__(self, timings: dict[str, float] | None = None):
         self.timings = timings if timings is not None else {}
 
-    def add(self, stage: str, since: float) -> None:
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - since
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int, watch: Stopwatch) -> Prepared:
-    start = time.perf_counter()
-    try:
+    with watch.stage("decode"):
         pixels, photo = load_for_model(data, segmenter.input_size, max_pixels)
-    finally:
-        watch.add("decode", start)
     return Prepared(name, data, pixels, photo)
 
 
 def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) -> np.ndarray:
-    start = time.perf_counter()
-    prob = segmenter.probabilities(np.stack([p.pixels for p in prepared]))
-    watch.add("model", start)
-    return prob
+    with watch.stage("model"):
+        return segmenter.probabilities(np.stack([p.pixels for p in prepared]))
 
 
 def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch) -> Result:
-    start = time.perf_counter()
-    target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
-    prob_u8 = upsample_probabilities(prob, target)
-    mask = threshold_u8(prob_u8, threshold)
-    watch.add("encode", start)  # post-processing counts with the encoding of the answer
+    with watch.stage("encode"):  # post-processing counts with the encoding of the answer
+        target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
+        prob_u8 = upsample_probabilities(prob, target)
+        mask = threshold_u8(prob_u8, threshold)
     return Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
 
 
@@ -121,16 +121,15 @@ def segment_one(
     watch = Stopwatch(timings)
     prepared = prepare(name, data, seg, max_pixels, watch)
     result = to_mask(prepared, run_model(seg, [prepared], watch)[0], thr, size, watch)
-    start = time.perf_counter()
-    if fmt is MaskFormat.rle:
-        body = rle_entry(result)
-    elif fmt is MaskFormat.cutout:
-        body = cutout(prepared, result, max_pixels)
-    elif fmt is MaskFormat.probabilities:
-        body = probability_png(result.probabilities)
-    else:
-        body = mask_png(result.mask)
-    watch.add("encode", start)
+    with watch.stage("encode"):
+        if fmt is MaskFormat.rle:
+            body = rle_entry(result)
+        elif fmt is MaskFormat.cutout:
+            body = cutout(prepared, result, max_pixels)
+        elif fmt is MaskFormat.probabilities:
+            body = probability_png(result.probabilities)
+        else:
+            body = mask_png(result.mask)
     return body, result
 
 
