@@ -10,23 +10,28 @@ from pathlib import Path
 # The suffixes of carmask.imaging.PHOTO_FORMATS: folders are scanned for these alone.
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".avif", ".heic", ".heif"}
 FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg", "rle": "_mask.json"}
+# Multi-band patches (carmask.patches) and what a multi-class model writes for each.
+PATCH_SUFFIXES = {".tif", ".tiff", ".npy"}
+PATCH_FORMATS = {"mask": "_classes.png", "rle": "_classes.json"}
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files, folders (recursively) and glob patterns to a sorted, de-duplicated list of photos."""
+def expand_inputs(inputs: Iterable[str], suffixes: set[str] = PHOTO_SUFFIXES) -> list[Path]:
+    """Files, folders (recursively, files with `suffixes`) and glob patterns to a sorted, de-duplicated list."""
     found: set[Path] = set()
     for item in inputs:
         matches = [Path(p) for p in glob.glob(item, recursive=True)] or [Path(item)]
         for path in matches:
             if path.is_dir():
-                found.update(p for p in path.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+                found.update(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
             else:
                 found.add(path)  # a missing file is reported by the run, not dropped silently
     return sorted(found)
 
 
-def output_path(photo: Path, fmt: str, out_dir: Path | None, root: Path | None = None) -> Path:
-    name = photo.stem + FORMATS[fmt]
+def output_path(
+    photo: Path, fmt: str, out_dir: Path | None, root: Path | None = None, formats: dict[str, str] = FORMATS
+) -> Path:
+    name = photo.stem + formats[fmt]
     if out_dir is None:
         return photo.with_name(name)
     relative = photo.parent.relative_to(root) if root and photo.is_relative_to(root) else Path()

@@ -1,9 +1,7 @@
-"""The ONNX inference session: created once, reused for every prediction.
+"""The photo segmenter: an ONNX session (carmask.session), created once, reused for every prediction.
 
-Provider choice lives here alone: CUDA (or TensorRT) where onnxruntime offers
-it, else CPU; an explicit list overrides the default, and a GPU provider that
-fails to start falls back to CPU with a warning instead of taking the process
-down. Pre-processing comes from the model's manifest.
+Pre-processing comes from the model's manifest. Multi-band patch models have their own segmenter
+(carmask.patch_inference) behind the same `manifest` / `provider` interface.
 """
 
 from __future__ import annotations
@@ -15,32 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest, load_manifest
 from carmask.preprocess import load_for_model, probabilities_to_mask
+from carmask.session import open_session
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-# TensorRT builds engines per input shape at first use; only take it when asked.
-AUTO_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 # The shipped model in a source checkout; containers and installs point CARMASK_MODEL elsewhere.
 DEFAULT_MODEL = Path(
     os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-unet.json")
 )
-
-
-def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
-    """The requested providers that this onnxruntime build has, CPU always last."""
-    available = set(ort.get_available_providers())
-    wanted = list(requested) if requested else list(AUTO_PROVIDERS)
-    unknown = [p for p in wanted if p not in DEFAULT_PROVIDERS and p not in available]
-    if unknown:
-        raise ValueError(f"unknown execution provider(s) {unknown}; this build has {sorted(available)}")
-    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
-    return [*chosen, "CPUExecutionProvider"]
 
 
 class Segmenter:
@@ -55,19 +39,7 @@ class Segmenter:
     ):
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         self.flip_tta = flip_tta
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: onnxruntime's default (all cores)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        path = str(self.manifest.model_path)
-        wanted = choose_providers(providers)
-        try:
-            self.session = ort.InferenceSession(path, options, providers=wanted)
-        except Exception as exc:
-            if wanted == ["CPUExecutionProvider"]:
-                raise
-            log.warning("providers %s failed (%s); falling back to CPU", wanted, exc)
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = open_session(self.manifest.model_path, providers, threads)
         self.provider = self.session.get_providers()[0]
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name

@@ -1,8 +1,10 @@
 """The model manifest: what every consumer of an exported model reads.
 
 `models/<name>.json` sits beside `models/<name>.onnx` and says how to feed the
-model (size, layout, normalisation), how to read its output, the threshold,
-and what it was trained on and measured at. No consumer hard-codes these.
+model (size, layout, normalisation; for multi-band models the bands by name and
+the fill value), how to read its output (threshold; or classes, their colours
+and groups), and what it was trained on and measured at. No consumer hard-codes
+these.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ class InputSpec:
     scale: float = 1.0 / 255.0
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Multi-band models (task multiclass-segmentation): the bands in the model's order, each
+    # {"name", "unit", "description"}; mean/std above are per band, scale 1. Photo models leave these empty.
+    bands: list[dict[str, Any]] = field(default_factory=list)
+    nodata: float | None = None  # a pixel whose every band equals this (or any band NaN) is fill: no class
+    multiple_of: int = 1  # sides are padded up to a multiple of this before the model (2**depth)
+    min_side: int = 0  # patch sides accepted (0: unchecked)
+    max_side: int = 0
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b["name"] for b in self.bands]
 
     @property
     def normalisation(self) -> Normalisation:
@@ -45,7 +58,15 @@ class InputSpec:
 @dataclass
 class OutputSpec:
     name: str = "mask"
-    activation: str = "sigmoid"  # "sigmoid": probabilities; "none": logits
+    activation: str = "sigmoid"  # "sigmoid": probabilities; "softmax": class probabilities; "none": logits
+    # Multi-class models: {"index", "name", "colour" [r, g, b]} per output channel, and named groups of
+    # classes whose share of the valid pixels is reported, e.g. {"cloud": ["thin_cloud", "thick_cloud"]}.
+    classes: list[dict[str, Any]] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.classes]
 
 
 @dataclass

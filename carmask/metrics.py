@@ -1,4 +1,4 @@
-"""Segmentation metrics on binary masks, per image (NumPy).
+"""Segmentation metrics (NumPy): binary masks per image; confusion matrices and class IoU for class maps.
 
 Kaggle's Carvana score is the mean over images of each image's Dice; pixel
 accuracy and IoU are reported the same way. An image where both prediction
@@ -34,3 +34,32 @@ def per_image_scores(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | No
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice of a single pair of 2-D masks."""
     return float(per_image_scores(pred[None], truth[None])["dice"][0])
+
+
+def confusion_matrix(
+    pred: np.ndarray, truth: np.ndarray, num_classes: int, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """(num_classes, num_classes) pixel counts, rows = truth, columns = prediction, over the `valid` pixels."""
+    pred, truth = np.asarray(pred).ravel(), np.asarray(truth).ravel()
+    keep = (truth < num_classes) & (pred < num_classes)
+    if valid is not None:
+        keep &= np.asarray(valid).ravel().astype(bool)
+    index = truth[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
+    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def class_iou(confusion: np.ndarray) -> np.ndarray:
+    """IoU per class from a confusion matrix; NaN for a class absent from both truth and prediction."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+
+def merged_iou(confusion: np.ndarray, members: list[int]) -> float:
+    """IoU of a union of classes taken as one (e.g. thin + thick cloud as cloud); NaN when absent from both."""
+    inside = np.zeros(len(confusion), dtype=bool)
+    inside[members] = True
+    tp = confusion[np.ix_(inside, inside)].sum()
+    union = confusion[inside].sum() + confusion[:, inside].sum() - tp
+    return float(tp / union) if union else float("nan")

@@ -1,4 +1,4 @@
-"""`carmask-predict`: photos on disk to masks on disk, offline, through the ONNX model.
+"""`carmask-predict`: photos on disk to masks on disk, offline, through the ONNX model (patches: patch_predict).
 
 Photos (files, folders, globs) go through the model in batches; each mask is
 written as a PNG at the photo's own size (or an RGBA cutout, or an overlay
@@ -18,10 +18,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from carmask.files import FORMATS, expand_inputs, output_path, write_atomic
+from carmask.files import (
+    FORMATS,
+    PATCH_FORMATS,
+    PATCH_SUFFIXES,
+    PHOTO_SUFFIXES,
+    expand_inputs,
+    output_path,
+    write_atomic,
+)
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import cutout_png, mask_png, overlay_jpeg, rle_record
+from carmask.patches import parse_band_names
 
 
 def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
@@ -81,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="carmask-predict",
         description="Segment car photos offline. Writes <photo>_mask.png (0 background, 255 car, at the photo's "
-        "size), or a cutout / overlay, beside each photo or into --out.",
+        "size), or a cutout / overlay, beside each photo or into --out. With a multi-band model (--model "
+        "models/carmask-clouds.json) it reads TIFF/.npy patches and writes <patch>_classes.png (class indices) or "
+        "_classes.json (--format rle), and cover.csv with each patch's cloud cover.",
     )
     parser.add_argument("inputs", nargs="+", help="photo files, folders, or glob patterns")
     parser.add_argument("--out", type=Path, help="output folder (mirrors input folders); default: beside each photo")
@@ -92,18 +103,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
     parser.add_argument("--providers", help="comma-separated onnxruntime providers (default: CUDA if present, CPU)")
+    parser.add_argument(
+        "--bands", help="multi-band models: the patches' bands in file order, comma-separated (default: the model's)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    photos = expand_inputs(args.inputs)
-    if not photos:
-        parser.error("no photos found in the given inputs")
-    root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
+    from carmask.patch_inference import PatchSegmenter
+    from carmask.segmenters import open_segmenter
+
     providers = args.providers.split(",") if args.providers else None
-    segmenter = Segmenter(args.model.with_suffix(".json"), providers, args.threads, args.flip_tta)
-    stats = predict_paths(
-        segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet
-    )
+    segmenter = open_segmenter(args.model.with_suffix(".json"), providers, args.threads, args.flip_tta)
+    multi_band = isinstance(segmenter, PatchSegmenter)
+    photos = expand_inputs(args.inputs, PATCH_SUFFIXES if multi_band else PHOTO_SUFFIXES)
+    if not photos:
+        parser.error(f"no {'patches' if multi_band else 'photos'} found in the given inputs")
+    root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
+    if multi_band:
+        from carmask.patch_predict import predict_patches
+
+        if args.format not in PATCH_FORMATS:
+            parser.error(f"--format {args.format} is for photo models; {segmenter.manifest.name} writes mask or rle")
+        stats, table = predict_patches(
+            segmenter, photos, args.format, args.out, root, parse_band_names(args.bands), not args.quiet
+        )
+        if table is not None:
+            print(f"cover per patch: {table}", file=sys.stderr)
+    else:
+        stats = predict_paths(
+            segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet
+        )
     print(f"{len(stats.written)} written, {len(stats.failed)} failed", file=sys.stderr)
     for path, reason in stats.failed.items():
         print(f"  failed: {path}: {reason}", file=sys.stderr)

@@ -63,10 +63,95 @@ def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: s
     return path
 
 
+CLOUD_BANDS = ("blue", "green", "red", "nir")
+CLOUD_CLASSES = ["clear", "thin_cloud", "thick_cloud", "shadow"]
+
+
+def make_cloud_model(directory: Path, name: str = "clouds", nodata: float | None = 0.0) -> Path:
+    """A hand-built multi-class model over 4 bands: each pixel's class is the index of its largest band.
+
+    softmax(10 x bands), so a patch whose band 2 is largest in a region is thick cloud there: tests know
+    every pixel's answer. The manifest is what carmask-export --task clouds writes (bands, classes, groups).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["image", "k"], ["logit"]),
+            helper.make_node("Softmax", ["logit"], ["mask"], axis=-1),
+        ],
+        "largest-band",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", "H", "W", 4])],
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", "H", "W", 4])],
+        initializer=[onnx.numpy_helper.from_array(np.array(10.0, np.float32), "k")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_path = directory / f"{name}.onnx"
+    onnx.save(model, onnx_path)
+    manifest = Manifest(
+        name=name,
+        version="0.0.1",
+        file=onnx_path.name,
+        sha256=sha256_of(onnx_path),
+        created="2026-01-01T00:00:00+00:00",
+        task="multiclass-segmentation",
+        input=InputSpec(
+            height=64,
+            width=64,
+            channels=4,
+            scale=1.0,
+            mean=(0.0,) * 4,
+            std=(1.0,) * 4,
+            bands=[{"name": b, "unit": "reflectance"} for b in CLOUD_BANDS],
+            nodata=nodata,
+            multiple_of=16,
+            min_side=16,
+            max_side=256,
+        ),
+        output=OutputSpec(
+            activation="softmax",
+            classes=[{"index": i, "name": n, "colour": [i * 60, i * 60, 255]} for i, n in enumerate(CLOUD_CLASSES)],
+            groups={"cloud_cover": ["thin_cloud", "thick_cloud"], "shadow": ["shadow"]},
+        ),
+        training={"data": "none: hand-built test model"},
+    )
+    path = directory / f"{name}.json"
+    manifest.save(path)
+    return path
+
+
+def cloud_patch(height: int = 64, width: int = 64, fill_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A (H, W, 4) float32 patch and its class map under make_cloud_model: thick cloud top-left, thin cloud
+    bottom-left, shadow in the right quarter, clear elsewhere; the first `fill_rows` rows are fill (all 0)."""
+    classes = np.zeros((height, width), dtype=np.uint8)
+    classes[: height // 2, : width // 2] = 2  # thick cloud
+    classes[height // 2 :, : width // 4] = 1  # thin cloud
+    classes[:, 3 * width // 4 :] = 3  # shadow
+    patch = np.full((height, width, 4), 0.1, dtype=np.float32)
+    np.put_along_axis(patch, classes[..., None].astype(np.int64), 0.9, axis=-1)
+    if fill_rows:
+        patch[:fill_rows] = 0.0
+        classes[:fill_rows] = 255
+    return patch, classes
+
+
 def rewrite_manifest(path: Path, **changes) -> None:
     data = json.loads(path.read_text())
     data.update(changes)
     path.write_text(json.dumps(data))
 
 
-__all__ = ["encode", "make_carvana", "make_red_model", "red_box_photo", "rewrite_manifest"]
+__all__ = [
+    "CLOUD_BANDS",
+    "CLOUD_CLASSES",
+    "cloud_patch",
+    "encode",
+    "make_carvana",
+    "make_cloud_model",
+    "make_red_model",
+    "red_box_photo",
+    "rewrite_manifest",
+]

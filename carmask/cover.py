@@ -1,0 +1,59 @@
+"""What a class map says about a scene: each class's and each group's share of the valid pixels.
+
+For the cloud model the groups are cloud cover (thin + thick cloud) and shadow, so
+`cloud_cover_pct = 100 x cloud pixels / valid (non-fill) pixels`. Fill pixels (FILL in the class map)
+count nowhere. The manifest names the classes and the groups; nothing here knows about clouds.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from carmask import rle
+
+FILL = 255  # class-map value of a pixel without data
+
+
+def class_percentages(class_map: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """{class name: percent of the valid pixels}; all 0 when no pixel is valid."""
+    valid = class_map != FILL
+    total = int(np.count_nonzero(valid))
+    counts = np.bincount(class_map[valid].ravel(), minlength=len(class_names))
+    return {name: (100.0 * float(counts[i]) / total if total else 0.0) for i, name in enumerate(class_names)}
+
+
+def group_percentages(percent: dict[str, float], groups: dict[str, list[str]]) -> dict[str, float]:
+    """{'<group>_pct': percent of the valid pixels in the group's classes}."""
+    return {f"{group}_pct": sum(percent[c] for c in members) for group, members in groups.items()}
+
+
+def scene_summary(class_map: np.ndarray, class_names: list[str], groups: dict[str, list[str]]) -> dict:
+    """Groups' and classes' shares plus the pixel counts, rounded for JSON."""
+    percent = class_percentages(class_map, class_names)
+    valid = int(np.count_nonzero(class_map != FILL))
+    return {
+        **{k: round(v, 4) for k, v in group_percentages(percent, groups).items()},
+        "valid_pixels": valid,
+        "fill_pixels": int(class_map.size - valid),
+        "classes": {name: round(p, 4) for name, p in percent.items()},
+    }
+
+
+def class_rles(class_map: np.ndarray, class_names: list[str]) -> dict[str, str]:
+    """Kaggle RLE of each class's pixels (row-major, 1-indexed)."""
+    return {name: rle.encode(class_map == i) for i, name in enumerate(class_names)}
+
+
+def class_png(class_map: np.ndarray, colours: list[list[int]]) -> bytes:
+    """A palette PNG whose pixel values are the class indices (FILL for fill), coloured per class."""
+    palette = np.zeros((256, 3), dtype=np.uint8)  # fill and unused entries: black
+    for index, colour in enumerate(colours):
+        palette[index] = colour
+    image = Image.fromarray(class_map.astype(np.uint8), "P")
+    image.putpalette(palette.ravel().tolist())
+    buf = io.BytesIO()
+    image.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()

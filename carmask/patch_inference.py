@@ -1,0 +1,103 @@
+"""The patch segmenter: a multi-class ONNX model over multi-band patches, with its manifest.
+
+The manifest says which bands the model takes (by name, in order), their normalisation, the fill value,
+the side limits and the classes; this object reads a patch (carmask.patches), picks its bands, pads the
+sides to the model's multiple, runs the session (opened once, carmask.session) and returns the class map
+(carmask.cover.FILL where the patch has no data).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from carmask.cover import FILL
+from carmask.manifest import Manifest, load_manifest
+from carmask.patches import check_size, read_patch, select_bands, valid_pixels
+from carmask.session import open_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PatchResult:
+    class_map: np.ndarray  # (H, W) uint8 class indices, FILL where the patch has no data
+    probabilities: np.ndarray  # (H, W, classes) float32 softmax
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+    """(N, H, W, C) padded at the bottom and right to sides divisible by `multiple` (mirrored edges)."""
+    h, w = x.shape[1:3]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+class PatchSegmenter:
+    """Multi-band patches in, class maps out, exactly as the manifest describes the model."""
+
+    def __init__(
+        self,
+        manifest: str | Path | Manifest,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+        flip_tta: bool = False,
+    ):
+        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        self.flip_tta = flip_tta
+        spec = self.manifest.input
+        if not spec.bands or not self.manifest.output.classes:
+            raise ValueError(f"{self.manifest.name}: a multi-band model's manifest must list its bands and classes")
+        self.session = open_session(self.manifest.model_path, providers, threads)
+        self.provider = self.session.get_providers()[0]
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        log.info("model %s v%s on %s", self.manifest.name, self.manifest.version, self.provider)
+
+    @property
+    def band_names(self) -> list[str]:
+        return self.manifest.input.band_names
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.manifest.output.class_names
+
+    def read(self, source, band_order: Sequence[str] | None = None) -> np.ndarray:
+        """A patch file (bytes or path) as the model's bands; PatchError says what does not fit."""
+        patch = select_bands(read_patch(source), self.band_names, band_order)
+        spec = self.manifest.input
+        if spec.min_side or spec.max_side:
+            check_size(patch, spec.min_side or 1, spec.max_side or 1 << 30)
+        return patch
+
+    def probabilities(self, patches: np.ndarray) -> np.ndarray:
+        """(N, H, W, bands) physical values -> (N, H, W, classes) softmax; fill pixels enter as the band mean."""
+        spec = self.manifest.input
+        valid = np.stack([valid_pixels(p, spec.nodata) for p in patches])
+        x = spec.normalisation.apply(patches)  # (value * scale - mean) / std per band
+        x[~valid] = 0.0
+        prob = self._run(x, spec.multiple_of)
+        if self.flip_tta:
+            prob = 0.5 * (prob + self._run(np.ascontiguousarray(x[:, :, ::-1]), spec.multiple_of)[:, :, ::-1])
+        return prob
+
+    def _run(self, x: np.ndarray, multiple: int) -> np.ndarray:
+        h, w = x.shape[1:3]
+        out = self.session.run([self.output_name], {self.input_name: pad_to_multiple(x, multiple)})[0]
+        return out[:, :h, :w].astype(np.float32, copy=False)
+
+    def classify(self, patch: np.ndarray) -> PatchResult:
+        """One (H, W, bands) patch to its class map and probabilities."""
+        prob = self.probabilities(patch[None])[0]
+        class_map = prob.argmax(axis=-1).astype(np.uint8)
+        class_map[~valid_pixels(patch, self.manifest.input.nodata)] = FILL
+        return PatchResult(class_map, prob)
+
+    def segment(self, source, band_order: Sequence[str] | None = None) -> PatchResult:
+        return self.classify(self.read(source, band_order))

@@ -1,0 +1,129 @@
+"""Reading multi-band satellite patches (GeoTIFF / TIFF, NumPy .npy) into (H, W, bands) float32 arrays.
+
+The photo path (carmask.imaging) decodes 8-bit RGB; a multi-band model takes physical values per band
+(reflectance 0-1, brightness temperature in kelvin), so its input comes through here instead. One place
+decides what a patch may be: TIFF (any layout tifffile reads: interleaved, planar, one page per band) or
+.npy (no pickles), a floating-point dtype, a size within limits. Bands are picked by name, so a file with
+eight bands can feed a model that takes four. Each refusal says what was expected.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+NPY_MAGIC = b"\x93NUMPY"
+PATCH_FORMAT_NAMES = "TIFF/GeoTIFF or NumPy .npy"
+
+
+class PatchError(ValueError):
+    """The bytes are not a patch this model can take (wrong format, dtype, band count or size)."""
+
+
+class UnsupportedPatchError(PatchError):
+    """The bytes are neither a TIFF nor a .npy file."""
+
+
+def _bytes_of(source: bytes | str | os.PathLike) -> bytes:
+    return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+
+
+def _read_tiff(data: bytes, max_values: int) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            series = tif.series[0]
+            if int(np.prod(series.shape)) > max_values:
+                raise PatchError(f"TIFF holds {series.shape} values, over the limit of {max_values}")
+            array, axes = series.asarray(), series.axes
+    except PatchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on corrupt files
+        raise PatchError(f"corrupt or unreadable TIFF: {type(exc).__name__}: {exc}") from None
+    return _to_hwc(array, axes)
+
+
+def _to_hwc(array: np.ndarray, axes: str) -> np.ndarray:
+    """tifffile's axes (e.g. YXS interleaved, SYX planar, IYX one page per band) to (H, W, bands)."""
+    if array.ndim == 2:
+        return array[..., None]
+    if array.ndim != 3 or "Y" not in axes or "X" not in axes:
+        raise PatchError(
+            f"expected one multi-band image (height, width, bands); the TIFF has axes {axes} {array.shape}"
+        )
+    band_axis = next(i for i, a in enumerate(axes) if a not in "YX")
+    return np.moveaxis(array, band_axis, -1)
+
+
+def _read_npy(data: bytes, max_values: int) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:  # pickled object arrays land here too
+        raise PatchError(f"unreadable .npy file: {exc}") from None
+    if array.size > max_values:
+        raise PatchError(f".npy holds {array.shape} values, over the limit of {max_values}")
+    if array.ndim == 2:
+        return array[..., None]
+    if array.ndim != 3:
+        raise PatchError(f"expected a (height, width, bands) array; the .npy file is {array.shape}")
+    return array
+
+
+def read_patch(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 2048) -> np.ndarray:
+    """A TIFF or .npy patch (bytes or path) as (H, W, bands) float32; PatchError for anything else."""
+    data = _bytes_of(source)
+    if data[:4] in TIFF_MAGIC:
+        array = _read_tiff(data, max_values)
+    elif data[:6] == NPY_MAGIC:
+        array = _read_npy(data, max_values)
+    else:
+        raise UnsupportedPatchError(f"not a multi-band patch ({PATCH_FORMAT_NAMES})")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise PatchError(
+            f"the patch is {array.dtype}; expected floating-point physical values (reflectance 0-1, "
+            "brightness temperature in K), e.g. float32"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def parse_band_names(text: str | None) -> list[str] | None:
+    """'blue, green,RED' -> ['blue', 'green', 'red']; None or '' -> None."""
+    if not text:
+        return None
+    return [b.strip().lower() for b in text.split(",") if b.strip()]
+
+
+def select_bands(patch: np.ndarray, wanted: Sequence[str], have: Sequence[str] | None = None) -> np.ndarray:
+    """The `wanted` bands of `patch`, in the model's order. `have` names the patch's bands (default: `wanted`)."""
+    have = list(have) if have is not None else list(wanted)
+    if patch.shape[-1] != len(have):
+        named = "" if have == list(wanted) else " (as the bands given name them)"
+        raise PatchError(f"the patch has {patch.shape[-1]} bands; expected {len(have)}{named}: {', '.join(have)}")
+    if len(set(have)) != len(have):
+        raise PatchError(f"band names repeat: {', '.join(have)}")
+    missing = [b for b in wanted if b not in have]
+    if missing:
+        raise PatchError(f"the model needs bands {', '.join(wanted)}; the patch lacks {', '.join(missing)}")
+    if list(have) == list(wanted):
+        return patch
+    return np.ascontiguousarray(patch[..., [have.index(b) for b in wanted]])
+
+
+def check_size(patch: np.ndarray, min_side: int, max_side: int) -> None:
+    h, w = patch.shape[:2]
+    if min(h, w) < min_side or max(h, w) > max_side:
+        raise PatchError(f"the patch is {w}x{h} pixels; this model takes sides of {min_side} to {max_side} pixels")
+
+
+def valid_pixels(patch: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(H, W) bool: False where any band is NaN/inf or every band equals `nodata` (the scene's fill)."""
+    finite = np.isfinite(patch).all(axis=-1)
+    if nodata is None:
+        return finite
+    return finite & ~(patch == np.float32(nodata)).all(axis=-1)

@@ -1,0 +1,47 @@
+"""The one place an onnxruntime session is opened: provider choice, threads, graph optimisation.
+
+CUDA (or TensorRT) where onnxruntime offers it, else CPU; an explicit list overrides the default, and a
+GPU provider that fails to start falls back to CPU with a warning instead of taking the process down.
+Every model kind (photos, multi-band patches) opens its session here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+# TensorRT builds engines per input shape at first use; only take it when asked.
+AUTO_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """The requested providers that this onnxruntime build has, CPU always last."""
+    available = set(ort.get_available_providers())
+    wanted = list(requested) if requested else list(AUTO_PROVIDERS)
+    unknown = [p for p in wanted if p not in DEFAULT_PROVIDERS and p not in available]
+    if unknown:
+        raise ValueError(f"unknown execution provider(s) {unknown}; this build has {sorted(available)}")
+    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def open_session(path: str | Path, providers: Sequence[str] | None = None, threads: int = 0) -> ort.InferenceSession:
+    """An inference session on the best available provider; `threads` 0 is onnxruntime's default (all cores)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    wanted = choose_providers(providers)
+    try:
+        return ort.InferenceSession(str(path), options, providers=wanted)
+    except Exception as exc:
+        if wanted == ["CPUExecutionProvider"]:
+            raise
+        log.warning("providers %s failed (%s); falling back to CPU", wanted, exc)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
