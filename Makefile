@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint weights train evaluate export benchmark benchmark-peer container-test clean
+.PHONY: run test lint weights train evaluate export benchmark benchmark-peer train-clouds benchmark-clouds \
+	container-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,22 @@ benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
 	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2ft
+
+# The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
+# training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out
+# cross-validation over all 29 patches (the same fixed recipe; nothing picked on held-out patches).
+CLOUDS := ../shared/data/clouds/l8-biome
+train-clouds: $(VENV)/.all-installed
+	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds
+	$(BIN)/carmask-export --task clouds runs/clouds/last.keras --name carmask-clouds --version 1.0.0
+	$(BIN)/carmask-evaluate --task clouds models/carmask-clouds.onnx --data-dir $(CLOUDS) --splits test --record
+	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-cv --cross-validate \
+	    --train-splits train,val,test
+
+# Ours against ukis-csmask and a brightness threshold on the held-out test patches (installs the peer extra).
+benchmark-clouds: $(VENV)/.all-installed
+	$(BIN)/pip install -q -e '.[peer]'
+	$(BIN)/python benchmarks/cloud_peers.py --data-dir $(CLOUDS) --splits test
 
 container-test:
 	bash docker/container-test.sh

@@ -14,12 +14,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 from carmask.settings import add_arguments, from_namespace
 from training.config import ENV_PREFIX, HELP, TrainConfig
 
+TASKS = ("cars", "clouds")
+
+
+def _task(argv: list[str] | None) -> tuple[str, list[str]]:
+    """`--task cars|clouds` taken off the command line (default cars); the rest goes to that task's parser."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--task", choices=TASKS, default="cars")
+    known, rest = peek.parse_known_args(argv)
+    return known.task, rest
+
 
 def train_main(argv: list[str] | None = None) -> None:
+    task, argv = _task(argv)
+    if task == "clouds":
+        from training.clouds.cli import train_main as clouds_train
+
+        return clouds_train(argv)
     parser = argparse.ArgumentParser(
         prog="carmask-train",
-        description="Train a U-Net on a Carvana folder. Writes checkpoints (best.keras, last.keras), "
-        "log.csv, curves.png and split.json into the run folder.",
+        description="Train a car U-Net on a Carvana folder and the other car sources. Writes checkpoints "
+        "(best.keras, last.keras), log.csv, curves.png and split.json into the run folder. "
+        "`--task clouds --help`: the cloud model's options.",
     )
     add_arguments(parser, TrainConfig, ENV_PREFIX, HELP)
     cfg = from_namespace(TrainConfig, parser.parse_args(argv))
@@ -29,12 +45,17 @@ def train_main(argv: list[str] | None = None) -> None:
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
+    task, argv = _task(argv)
+    if task == "clouds":
+        from training.clouds.cli import evaluate_main as clouds_evaluate
+
+        return clouds_evaluate(argv)
     parser = argparse.ArgumentParser(
         prog="carmask-evaluate",
         description="Evaluate a checkpoint (.keras) or exported model (.onnx/.json) on each validation set of a "
         "run (Carvana validation cars, DSMLR test photos, held-out DAVIS sequences, car-free photos), or on every "
         "labelled photo of a Carvana folder. Prints Dice/IoU/coverage per set and per photo kind at model and "
-        "original resolution, writes report.json and examples_<set>.png.",
+        "original resolution, writes report.json and examples_<set>.png. `--task clouds --help`: cloud models.",
     )
     parser.add_argument("model", type=Path, help="best.keras, last.keras, or models/<name>.onnx")
     parser.add_argument("--run-dir", type=Path, help="use this run's held-out data (split.json, config.json)")
@@ -87,6 +108,11 @@ def evaluate_main(argv: list[str] | None = None) -> None:
 
 
 def export_main(argv: list[str] | None = None) -> None:
+    task, argv = _task(argv)
+    if task == "clouds":
+        from training.clouds.cli import export_main as clouds_export
+
+        return clouds_export(argv)
     parser = argparse.ArgumentParser(
         prog="carmask-export",
         description="Export a Keras checkpoint to ONNX (tf2onnx), check it against Keras, time it, and write "
