@@ -25,14 +25,17 @@ from carmask import __version__
 from carmask.imaging import FORMAT_NAMES
 from carmask.inference import Segmenter
 from carmask.outputs import coverage
-from service import pipeline
+from carmask.patch_inference import PatchSegmenter
+from carmask.patches import PATCH_FORMAT_NAMES, parse_band_names
+from carmask.segmenters import open_segmenter
+from service import patch_pipeline, pipeline
 from service.admission import Admission, AdmissionGate
 from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.pipeline import BatchFormat, MaskFormat, MaskSize
-from service.registry import ModelRegistry
+from service.registry import AnySegmenter, ModelRegistry
 from service.schemas import (
     BINARY,
     GUARDED,
@@ -41,6 +44,7 @@ from service.schemas import (
     BatchResult,
     Health,
     ModelList,
+    PatchClasses,
     Ready,
     RLEMask,
     describe_uploads,
@@ -58,6 +62,14 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 # Optional query values are typed without None: a query string cannot say null, and the schema should not.
 Threshold = Annotated[float, Query(ge=0.0, le=1.0, description="probability threshold (default: the model's)")]
 ModelName = Annotated[str, Query(description="model by name (GET /models); default: the default model")]
+BandNames = Annotated[
+    str,
+    Query(
+        description="multi-band models: the patch's bands in file order, comma-separated (e.g. "
+        "blue,green,red,nir,swir1,swir2,cirrus,tir); default: exactly the model's bands (GET /models). Photo "
+        "models ignore it, as multi-band models ignore threshold and size"
+    ),
+]
 
 
 def part_bytes(text: str) -> bytes:
@@ -112,8 +124,8 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     metrics = ServiceMetrics()
     admission = Admission(settings.inference_workers, settings.max_waiting, settings.request_timeout)
 
-    def make_segmenter(manifest) -> Segmenter:
-        return Segmenter(manifest, settings.providers or None, settings.threads, settings.flip_tta)
+    def make_segmenter(manifest) -> AnySegmenter:
+        return open_segmenter(manifest, settings.providers or None, settings.threads, settings.flip_tta)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -172,7 +184,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             raise APIError(503, "not_ready", "the models are not loaded", headers={"Retry-After": "1"})
         return reg
 
-    def model_for(request: Request, name: str | None) -> Segmenter:
+    def model_for(request: Request, name: str | None) -> AnySegmenter:
         seg = registry(request).get(name)
         request.state.model = seg.manifest.name
         return seg
@@ -237,29 +249,78 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def segment_patch(request: Request, seg: PatchSegmenter, file: UploadFile, fmt, bands):
+        """/segment for a multi-band model: the scene's classes and cover as JSON, or a class-index PNG.
+
+        threshold and size change nothing here: each pixel takes its most probable class, and the model runs at
+        the patch's own size. A format it cannot produce is refused.
+        """
+        fmt = fmt or MaskFormat.rle
+        if fmt not in patch_pipeline.PATCH_FORMATS:
+            raise APIError(422, "invalid_request", f"format {fmt} is for photo models; {seg.manifest.name} answers "
+                           "rle (JSON: cover, classes, RLE per class) or png (class indices)")  # fmt: skip
+        data = await read_upload(file, settings.max_upload_bytes)
+        request.state.photos = 1
+        timings = request.state.timings
+        args = (seg, file.filename or "patch", data, fmt, parse_band_names(bands), timings)
+        try:
+            answer = await admission.run(
+                seg.manifest.name, 1, request.state.started, patch_pipeline.segment_patch, *args
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
+            raise classify(exc) from None
+        metrics.record_photos(seg.manifest.name, 1, timings)
+        if fmt is MaskFormat.rle:
+            return answer.body
+        headers = {
+            "X-Image-Width": str(answer.width),
+            "X-Image-Height": str(answer.height),
+            "X-Cover": patch_pipeline.cover_header(answer.summary),
+            "X-Model": seg.manifest.name,
+            "X-Model-Version": seg.manifest.version,
+        }
+        return Response(answer.body, media_type="image/png", headers=headers)
+
     @app.post(
         "/segment",
-        summary="Mask the car in one photo",
+        summary="Mask the car in one photo, or classify one multi-band patch (e.g. clouds)",
         responses={
             200: {
-                "content": {"image/png": BINARY, "application/json": {"schema": RLEMask.model_json_schema()}},
-                "description": "PNG mask (0/255), RGBA cutout or 8-bit probabilities PNG; RLE JSON for format=rle",
+                "content": {
+                    "image/png": BINARY,
+                    "application/json": {
+                        "schema": {"anyOf": [RLEMask.model_json_schema(), PatchClasses.model_json_schema()]}
+                    },
+                },
+                "description": "Photo models: PNG mask (0/255), RGBA cutout or 8-bit probabilities PNG; RLE JSON for "
+                "format=rle. Multi-band models: JSON with each group's and class's share of the valid pixels and "
+                "RLE per class (format=rle, the default), or a palette PNG of class indices (format=png, fill 255)",
             },
             **errors(400, 404, 413, 415, 422, *WORK),
         },
     )
     async def segment(
         request: Request,
-        file: Annotated[UploadFile, File(description=f"the photo: {FORMAT_NAMES}")],
+        file: Annotated[
+            UploadFile,
+            File(description=f"the photo ({FORMAT_NAMES}), or for a multi-band model the patch ({PATCH_FORMAT_NAMES})"),
+        ],
         format: Annotated[
             MaskFormat,
-            Query(description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t)"),
-        ] = MaskFormat.png,
+            Query(
+                description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t); "
+                "default png. Multi-band models: rle (JSON, the default) or png (class indices)"
+            ),
+        ] = None,
         threshold: Threshold = None,
         size: Annotated[MaskSize, Query(description="mask at the photo's size or the model's")] = MaskSize.original,
         model: ModelName = None,
+        bands: BandNames = None,
     ):
         seg = model_for(request, model)
+        if isinstance(seg, PatchSegmenter):
+            return await segment_patch(request, seg, file, format, bands)
+        format = format or MaskFormat.png
         data = await read_upload(file, settings.max_upload_bytes)
         thr = seg.threshold if threshold is None else threshold
         request.state.photos = 1
@@ -308,6 +369,9 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         model: ModelName = None,
     ):
         seg = model_for(request, model)
+        if isinstance(seg, PatchSegmenter):
+            raise APIError(422, "invalid_request", f"/segment/batch takes photos; send each patch for "
+                           f"{seg.manifest.name} to POST /segment")  # fmt: skip
         if len(files) > settings.max_batch_files:
             raise APIError(413, "too_many_files", f"{len(files)} files, over the limit of {settings.max_batch_files}")
         uploads: list[tuple[str, bytes | APIError]] = []

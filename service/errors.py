@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from carmask.patches import PatchError, UnsupportedPatchError
 
 log = logging.getLogger("carmask.service")
 
@@ -55,6 +56,10 @@ def classify(exc: Exception) -> APIError:
         return APIError(415, "unsupported_image", str(exc))
     if isinstance(exc, ImageDecodeError):
         return APIError(422, "corrupt_image", str(exc))
+    if isinstance(exc, UnsupportedPatchError):
+        return APIError(415, "unsupported_patch", str(exc))
+    if isinstance(exc, PatchError):  # bands, size or dtype that the model's manifest does not take
+        return APIError(422, "patch_mismatch", str(exc))
     log.exception("unexpected failure", exc_info=exc)
     return APIError(500, "internal_error", f"{type(exc).__name__}: {exc}")
 

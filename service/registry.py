@@ -11,9 +11,11 @@ from pathlib import Path
 
 from carmask.inference import Segmenter
 from carmask.manifest import Manifest, ManifestError, load_manifest
+from carmask.patch_inference import PatchSegmenter
+from carmask.segmenters import TASKS
 from service.errors import APIError
 
-TASKS = ("binary-segmentation",)
+AnySegmenter = Segmenter | PatchSegmenter
 
 
 def manifest_paths(default: Path, extra: Iterable[Path]) -> list[Path]:
@@ -45,8 +47,8 @@ def _is_manifest(path: Path) -> bool:
 class ModelRegistry:
     """Segmenters by model name; `get(None)` is the default model."""
 
-    def __init__(self, segmenters: list[Segmenter]):
-        self.segmenters: dict[str, Segmenter] = {}
+    def __init__(self, segmenters: list[AnySegmenter]):
+        self.segmenters: dict[str, AnySegmenter] = {}
         for seg in segmenters:
             name = seg.manifest.name
             if name in self.segmenters:
@@ -58,14 +60,14 @@ class ModelRegistry:
         self.default = segmenters[0].manifest.name
 
     @classmethod
-    def load(cls, default: Path, extra: Iterable[Path], make: Callable[[Manifest], Segmenter]) -> ModelRegistry:
+    def load(cls, default: Path, extra: Iterable[Path], make: Callable[[Manifest], AnySegmenter]) -> ModelRegistry:
         return cls([make(load_manifest(path)) for path in manifest_paths(default, extra)])
 
     @property
     def names(self) -> list[str]:
         return list(self.segmenters)
 
-    def get(self, name: str | None) -> Segmenter:
+    def get(self, name: str | None) -> AnySegmenter:
         if name is None or name == "":
             return self.segmenters[self.default]
         if name not in self.segmenters:
@@ -80,6 +82,7 @@ class ModelRegistry:
                 "task": seg.manifest.task,
                 "default": name == self.default,
                 "provider": seg.provider,
+                **({"bands": seg.band_names, "classes": seg.class_names} if isinstance(seg, PatchSegmenter) else {}),
             }
             for name, seg in self.segmenters.items()
         ]

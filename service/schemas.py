@@ -35,6 +35,8 @@ class ModelInfo(BaseModel):
     task: str = Field(description="what the output means, e.g. binary-segmentation")
     default: bool
     provider: str
+    bands: list[str] | None = Field(None, description="multi-band models: the bands they take, in order")
+    classes: list[str] | None = Field(None, description="multi-class models: the classes, by index")
 
 
 class ModelList(BaseModel):
@@ -50,6 +52,23 @@ class RLEMask(BaseModel):
     coverage: float = Field(description="share of the pixels that are car")
     model: str
     version: str
+
+
+class PatchClasses(BaseModel):
+    """A multi-band model's answer (format=rle): the scene's cover, each class's share and its RLE."""
+
+    model_config = {"extra": "allow"}  # one <group>_pct field per group in the manifest, e.g. cloud_cover_pct
+
+    name: str
+    model: str
+    version: str
+    width: int
+    height: int
+    valid_pixels: int = Field(description="pixels with data (not fill)")
+    fill_pixels: int = Field(description="pixels without data: no class, in no share")
+    classes: dict[str, float] = Field(description="percent of the valid pixels per class")
+    rle: dict[str, str] = Field(description="Kaggle RLE of each class's pixels (row-major, 1-indexed)")
+    fill_value: int = Field(description="class index of fill pixels in format=png")
 
 
 class BatchMask(BaseModel):
@@ -86,8 +105,8 @@ def errors(*statuses: int) -> dict[int | str, dict]:
         401: "missing or wrong API key (only when keys are configured)",
         404: "no such model (or path)",
         413: "upload, photo or batch over its limit",
-        415: "not an accepted image format",
-        422: "corrupt photo, or a missing field or bad option",
+        415: "not an accepted image (or, for multi-band models, patch) format",
+        422: "corrupt photo, a patch whose bands or size do not fit the model, or a missing field or bad option",
         429: "over the API key's rate limit (Retry-After)",
         500: "unexpected failure",
         503: "not ready, or overloaded (Retry-After)",
@@ -102,19 +121,21 @@ WORK = (*GUARDED, 503, 504)
 
 
 PHOTO_MEDIA_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/avif, image/heic, image/heif"
+PATCH_MEDIA_TYPES = "image/tiff, application/octet-stream"  # multi-band patches: TIFF or NumPy .npy
 
 
 def describe_uploads(schema: dict, max_files: int) -> dict:
     """Say what the multipart fields really take: photos (not any octet stream), one to `max_files` of them."""
     bodies = schema.get("components", {}).get("schemas", {})
     photo = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
-    if "Body_segment_segment_post" in bodies:
-        bodies["Body_segment_segment_post"]["properties"]["file"].update(photo)
+    if "Body_segment_segment_post" in bodies:  # a photo, or a .npy patch: no one media type
+        bodies["Body_segment_segment_post"]["properties"]["file"].update(type="string", format="binary")
     if "Body_segment_batch_segment_batch_post" in bodies:
         files = bodies["Body_segment_batch_segment_batch_post"]["properties"]["files"]
         files.update(items=dict(photo), minItems=1, maxItems=max_files)
     for path, field in (("/segment", "file"), ("/segment/batch", "files")):
         body = schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody", {})
         if "multipart/form-data" in body.get("content", {}):
-            body["content"]["multipart/form-data"]["encoding"] = {field: {"contentType": PHOTO_MEDIA_TYPES}}
+            media = PHOTO_MEDIA_TYPES + (", " + PATCH_MEDIA_TYPES if path == "/segment" else "")
+            body["content"]["multipart/form-data"]["encoding"] = {field: {"contentType": media}}
     return schema

@@ -35,7 +35,9 @@ async function loadModelInfo() {
     $("#model-info").textContent = "service not reachable";
   }
   const models = await fetch("models").then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  const list = models && (models.models || models);
+  // Photo models only: a multi-band model (clouds) takes satellite patches, which this page does not send.
+  const all = models && (models.models || models);
+  const list = Array.isArray(all) ? all.filter((m) => !m.task || m.task === "binary-segmentation") : null;
   if (Array.isArray(list) && list.length > 1) {
     const select = $("#model");
     for (const m of list) select.add(new Option(`${m.name} ${m.version || ""}`, m.name, m.default, m.default));
