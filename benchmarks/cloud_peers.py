@@ -77,7 +77,9 @@ def methods(models: list[Path], threshold: float, ukis: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, nargs="+", default=[Path("models/carmask-clouds.json")])
+    parser.add_argument(
+        "--models", type=Path, nargs="*", default=[Path("models/carmask-clouds.json")], help="ours (none: peers only)"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/clouds/l8-biome"))
     parser.add_argument("--splits", default="test", help="the held-out patches scored")
     parser.add_argument("--fit-splits", default="train,val", help="where the threshold is chosen")

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
-from carmask.manifest import Manifest, load_manifest
+from carmask.manifest import Manifest
 from carmask.preprocess import load_for_model, probabilities_to_mask
-from carmask.session import open_session
+from carmask.session import ModelSession
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ DEFAULT_MODEL = Path(
 )
 
 
-class Segmenter:
+class Segmenter(ModelSession):
     """An ONNX U-Net with its manifest: photos in, probabilities or masks out."""
 
     def __init__(
@@ -37,13 +37,8 @@ class Segmenter:
         threads: int = 0,
         flip_tta: bool = False,
     ):
-        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        super().__init__(manifest, providers, threads)
         self.flip_tta = flip_tta
-        self.session = open_session(self.manifest.model_path, providers, threads)
-        self.provider = self.session.get_providers()[0]
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-        log.info("model %s v%s on %s", self.manifest.name, self.manifest.version, self.provider)
 
     @property
     def input_size(self) -> tuple[int, int]:

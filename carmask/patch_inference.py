@@ -8,7 +8,6 @@ sides to the model's multiple, runs the session (opened once, carmask.session) a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from carmask.cover import FILL
-from carmask.manifest import Manifest, load_manifest
+from carmask.manifest import Manifest, ManifestError, load_manifest
 from carmask.patches import check_size, read_patch, select_bands, valid_pixels
-from carmask.session import open_session
-
-log = logging.getLogger(__name__)
+from carmask.session import ModelSession
 
 
 @dataclass
@@ -39,7 +36,7 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
 
 
-class PatchSegmenter:
+class PatchSegmenter(ModelSession):
     """Multi-band patches in, class maps out, exactly as the manifest describes the model."""
 
     def __init__(
@@ -49,16 +46,11 @@ class PatchSegmenter:
         threads: int = 0,
         flip_tta: bool = False,
     ):
-        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        if not manifest.input.bands or not manifest.output.classes:
+            raise ManifestError(f"{manifest.path}: a multi-band model's manifest must list its bands and classes")
+        super().__init__(manifest, providers, threads)
         self.flip_tta = flip_tta
-        spec = self.manifest.input
-        if not spec.bands or not self.manifest.output.classes:
-            raise ValueError(f"{self.manifest.name}: a multi-band model's manifest must list its bands and classes")
-        self.session = open_session(self.manifest.model_path, providers, threads)
-        self.provider = self.session.get_providers()[0]
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-        log.info("model %s v%s on %s", self.manifest.name, self.manifest.version, self.provider)
 
     @property
     def band_names(self) -> list[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from carmask.manifest import Manifest, load_manifest
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -45,3 +47,15 @@ def open_session(path: str | Path, providers: Sequence[str] | None = None, threa
             raise
         log.warning("providers %s failed (%s); falling back to CPU", wanted, exc)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class ModelSession:
+    """A manifest and its model's session, opened once: what every segmenter (photos, patches) builds on."""
+
+    def __init__(self, manifest: str | Path | Manifest, providers: Sequence[str] | None = None, threads: int = 0):
+        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        self.session = open_session(self.manifest.model_path, providers, threads)
+        self.provider = self.session.get_providers()[0]
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        log.info("model %s v%s on %s", self.manifest.name, self.manifest.version, self.provider)

@@ -24,6 +24,24 @@ def encode(image: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
     return buf.getvalue()
 
 
+def save_graph(graph, directory: Path, name: str) -> Path:
+    """An ONNX graph as `<directory>/<name>.onnx` (opset 17, IR 8: what this onnxruntime reads)."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_path = directory / f"{name}.onnx"
+    onnx.save(model, onnx_path)
+    return onnx_path
+
+
+def fixture_identity(name: str, onnx_path: Path) -> dict:
+    return {"name": name, "version": "0.0.1", "file": onnx_path.name, "sha256": sha256_of(onnx_path),
+            "created": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+
+
 def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: str = "NHWC") -> Path:
     """Write `<name>.onnx` + `<name>.json` into `directory`; returns the manifest path."""
     import onnx
@@ -42,17 +60,9 @@ def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: s
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", "H", "W", 1])],
         initializer=[onnx.numpy_helper.from_array(weights, "w"), onnx.numpy_helper.from_array(bias, "b")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    directory.mkdir(parents=True, exist_ok=True)
-    onnx_path = directory / f"{name}.onnx"
-    onnx.save(model, onnx_path)
+    onnx_path = save_graph(graph, directory, name)
     manifest = Manifest(
-        name=name,
-        version="0.0.1",
-        file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
-        created="2026-01-01T00:00:00+00:00",
+        **fixture_identity(name, onnx_path),
         input=InputSpec(layout=layout, height=size, width=size),
         output=OutputSpec(),
         threshold=0.5,
@@ -86,17 +96,9 @@ def make_cloud_model(directory: Path, name: str = "clouds", nodata: float | None
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", "H", "W", 4])],
         initializer=[onnx.numpy_helper.from_array(np.array(10.0, np.float32), "k")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    directory.mkdir(parents=True, exist_ok=True)
-    onnx_path = directory / f"{name}.onnx"
-    onnx.save(model, onnx_path)
+    onnx_path = save_graph(graph, directory, name)
     manifest = Manifest(
-        name=name,
-        version="0.0.1",
-        file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
-        created="2026-01-01T00:00:00+00:00",
+        **fixture_identity(name, onnx_path),
         task="multiclass-segmentation",
         input=InputSpec(
             height=64,

@@ -60,6 +60,7 @@ def test_reader_finds_patches_by_scene_and_says_what_is_missing(tmp_path):
         ("test", "Water", "Water_03"),
     ]
     assert {b: len(f) for b, f in biome_folds(patches).items()} == {"Forest": 1, "Water": 2}
+    assert {b: len(f) for b, f in biome_folds(patches, 1).items()} == {"Forest+Water": 3}
     image, labels = load_patch(patches[0], ("nir", "blue"))
     assert image.shape == (32, 32, 2) and labels.dtype == np.uint8
     (tmp_path / "train" / "masks" / "Water_01_0001.tif").unlink()

@@ -53,7 +53,12 @@ def test_manifest_is_complete_and_its_hash_matches(exported):
         assert key in data, key
     assert data["input"]["layout"] == "NHWC" and data["input"]["height"] == 32
     assert {"scale", "mean", "std", "name", "dtype"} <= set(data["input"])
-    assert data["output"] == {"name": "mask", "activation": "sigmoid", "classes": [], "groups": {}}  # binary: no classes
+    assert data["output"] == {
+        "name": "mask",
+        "activation": "sigmoid",
+        "classes": [],
+        "groups": {},
+    }  # binary: no classes
     assert data["sha256"] == sha256_of(manifest.model_path)
     assert data["speed"]["median_ms_one_image"] > 0
     assert data["architecture"]["onnx_vs_keras_max_abs_diff"] <= 1e-4

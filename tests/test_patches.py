@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -162,3 +163,25 @@ def test_pad_to_multiple_mirrors_and_keeps_small_sides():
     padded = pad_to_multiple(x, 4)
     assert padded.shape == (1, 4, 4, 1)
     np.testing.assert_array_equal(padded[:, :2, :3], x)
+
+
+def test_predict_writes_class_maps_and_cover_and_reports_bad_patches(cloud_model, tmp_path):
+    from PIL import Image
+
+    from carmask.predict import main as predict_main
+
+    patch, classes = cloud_patch()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.npy").write_bytes(npy_bytes(patch))
+    (tmp_path / "in" / "eight.tif").write_bytes(tiff_bytes(np.zeros((64, 64, 8), np.float32), planarconfig="contig"))
+    (tmp_path / "in" / "photo.jpg").write_bytes(b"not scanned: not a patch suffix")
+    out = tmp_path / "out"
+    code = predict_main([str(tmp_path / "in"), "--model", str(cloud_model), "--out", str(out), "--quiet"])
+    assert code == 1  # one patch failed; the run went on
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "good_classes.png")), classes)
+    rows = (out / "cover.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[0].endswith("good.npy")
+    assert not (out / "eight_classes.png").exists()
+    code = predict_main([str(tmp_path / "in" / "good.npy"), "--model", str(cloud_model), "--out", str(out),
+                         "--format", "rle", "--quiet"])  # fmt: skip
+    assert code == 0 and json.loads((out / "good_classes.json").read_text())["valid_pixels"] == 64 * 64

@@ -23,7 +23,10 @@ def settings(model, **overrides) -> ServiceSettings:
 
 @pytest.fixture(scope="module")
 def client(red_model):
-    app = create_app(settings(red_model, max_upload_bytes=2_000_000, max_pixels=4_000_000, max_batch_files=4))
+    # max_waiting: room for every concurrent request of these tests (admission has its own tests in test_serving)
+    app = create_app(
+        settings(red_model, max_upload_bytes=2_000_000, max_pixels=4_000_000, max_batch_files=4, max_waiting=16)
+    )
     with TestClient(app) as c:
         yield c
 

@@ -100,6 +100,18 @@ def measure_latency(path: Path, size: tuple[int, int], threads: int = 0, runs: i
     }
 
 
+def identity(name: str, version: str, onnx_path: Path) -> dict:
+    """The manifest fields that say which file this is and where it came from."""
+    return {
+        "name": name,
+        "version": version,
+        "file": onnx_path.name,
+        "sha256": sha256_of(onnx_path),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source_commit": source_commit(),
+    }
+
+
 def source_commit() -> str:
     try:
         return subprocess.run(
@@ -207,12 +219,7 @@ def export(
     max_diff = verify(model, onnx_path, depth, tolerance)
     arch.update(parameters=int(model.count_params()), opset=opset, onnx_vs_keras_max_abs_diff=max_diff)
     manifest = Manifest(
-        name=name,
-        version=version,
-        file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        source_commit=source_commit(),
+        **identity(name, version, onnx_path),
         input=run_input_spec(run_dir, image_size),
         output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid"),
         threshold=threshold,

@@ -83,7 +83,9 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument("--name", default="carmask-clouds")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: the checkpoint's)")
-    parser.add_argument("--max-side", type=int, default=1024, help="largest patch side accepted")
+    parser.add_argument(
+        "--max-side", type=int, default=512, help="largest patch side accepted (a 512x512 patch peaks at ~220 MB)"
+    )
     args = parser.parse_args(argv)
 
     from training.clouds.export import export_clouds

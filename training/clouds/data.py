@@ -102,12 +102,17 @@ def load_all(patches: list[CloudPatch], bands: tuple[str, ...]) -> tuple[np.ndar
     return np.stack([i for i, _ in pairs]), np.stack([m for _, m in pairs])
 
 
-def biome_folds(patches: list[CloudPatch]) -> dict[str, list[CloudPatch]]:
-    """Leave-one-biome-out: {biome: its patches}, each fold held out whole."""
-    folds: dict[str, list[CloudPatch]] = {}
+def biome_folds(patches: list[CloudPatch], count: int = 0) -> dict[str, list[CloudPatch]]:
+    """Folds of whole biomes: {name: held-out patches}. count 0: one fold per biome (leave one biome out);
+    else `count` folds, the sorted biomes dealt round-robin (fold names join their biomes with +)."""
+    by_biome: dict[str, list[CloudPatch]] = {}
     for p in patches:
-        folds.setdefault(p.biome, []).append(p)
-    return dict(sorted(folds.items()))
+        by_biome.setdefault(p.biome, []).append(p)
+    biomes = sorted(by_biome)
+    if not count or count >= len(biomes):
+        return {b: by_biome[b] for b in biomes}
+    groups = [biomes[i::count] for i in range(count)]
+    return {"+".join(g): [p for b in g for p in by_biome[b]] for g in groups}
 
 
 def band_statistics(images: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:

@@ -6,16 +6,15 @@ what the manifest says: a multi-class task whose input is named bands in physica
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import keras
 
-from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
+from carmask.manifest import InputSpec, Manifest, OutputSpec
 from training.clouds.bands import describe
 from training.clouds.data import CLASSES, GROUPS
-from training.export import INPUT_NAME, OUTPUT_NAME, convert, measure_latency, source_commit, verify
+from training.export import INPUT_NAME, OUTPUT_NAME, convert, identity, measure_latency, verify
 
 DATA = (
     "L8 Biome cloud validation data (USGS, Landsat-8; public domain), 256x256 patches as prepared by "
@@ -48,7 +47,7 @@ def export_clouds(
     metrics: dict | None = None,
     opset: int = 17,
     tolerance: float = 1e-4,
-    max_side: int = 1024,
+    max_side: int = 512,
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
     run_dir = run_dir or checkpoint.parent
@@ -64,12 +63,7 @@ def export_clouds(
     arch = {**config["model"], "parameters": int(model.count_params()), "opset": opset,
             "onnx_vs_keras_max_abs_diff": max_diff}  # fmt: skip
     manifest = Manifest(
-        name=name,
-        version=version,
-        file=onnx_path.name,
-        sha256=sha256_of(onnx_path),
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        source_commit=source_commit(),
+        **identity(name, version, onnx_path),
         task="multiclass-segmentation",
         input=InputSpec(
             name=INPUT_NAME,
