@@ -38,15 +38,19 @@ lint: $(VENV)/.all-installed
 weights: $(VENV)/.all-installed
 	$(BIN)/carmask-weights fetch mobilenet_v2
 
-# The shipped model's recipe (see models/README.md): stage 1 is the defaults of training/config.py;
-# stage 2 fine-tunes its last weights with more Carvana, at the model's input size.
+# carmask-v2's recipe (see models/README.md): stage 1 is the defaults of training/config.py; stage 2
+# fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
+# mild augmentation and a low learning rate.
 train: weights
 	$(BIN)/carmask-train --run-dir runs/v2
 	$(BIN)/carmask-train --run-dir runs/v2ft --init-from runs/v2/last.keras --epochs 8 --learning-rate 3e-4 \
 	    --min-learning-rate 1e-5 --cache-size 256 --sources carvana:0.45,composite:0.15,dsmlr:0.25,davis:0.1,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2s3 --init-from runs/v2ft/best.keras --epochs 6 --learning-rate 1e-4 \
+	    --min-learning-rate 1e-6 --cache-size 256 --augment mild \
+	    --sources carvana:0.6,composite:0.1,dsmlr:0.2,davis:0.05,negatives:0.05
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2ft --out runs/v2ft/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2s3 --out runs/v2s3/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
@@ -57,7 +61,7 @@ benchmark: $(VENV)/.all-installed
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2ft
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2s3
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out
