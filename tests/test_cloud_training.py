@@ -129,6 +129,8 @@ def test_class_weights_favour_the_rare_class_and_default_to_the_plain_loss():
     counts = np.array([0] * 90 + [1] * 9 + [3] * 1 + [IGNORE] * 50, np.uint8)
     weights = CloudTrainConfig(class_weights="auto").weights(counts)
     assert weights[3] > weights[1] > weights[0] and np.mean(weights) == pytest.approx(1.0, abs=1e-3)
+    milder = CloudTrainConfig(class_weights="auto:0.25").weights(counts)
+    assert weights[3] / weights[0] == pytest.approx((milder[3] / milder[0]) ** 2, rel=5e-3)  # rounded weights
     assert CloudTrainConfig(class_weights="none").weights(counts) is None
     with pytest.raises(ValueError, match="4 numbers"):
         CloudTrainConfig(class_weights="1,2").weights(counts)

@@ -15,7 +15,7 @@ def train_main(argv: list[str]) -> None:
         prog="carmask-train --task clouds",
         description="Train a cloud U-Net on L8 Biome patches (clear / thin cloud / thick cloud / shadow). Writes "
         "last.keras (and best.keras with a validation split), log.csv, config.json; --cross-validate trains one "
-        "model per held-out biome and writes cv_report.json.",
+        "model per fold of held-out biomes (--folds) and writes cv_report.json.",
     )
     add_arguments(parser, CloudTrainConfig, ENV_PREFIX, HELP)
     cfg = from_namespace(CloudTrainConfig, parser.parse_args(argv))

@@ -34,7 +34,7 @@ class CloudTrainConfig:
     learning_rate: float = 2e-3
     min_learning_rate: float = 1e-5  # cosine decay floor
     loss: str = "ce_dice"
-    class_weights: str = "auto"  # auto: 1/sqrt(class frequency) in the training labels; none; or w0,w1,w2,w3
+    class_weights: str = "auto"  # auto[:p]: 1/frequency**p (p 0.5) in the training labels; none; or w0,w1,w2,w3
     base_width: int = 16
     depth: int = 4
     crop: int = 128
@@ -68,13 +68,14 @@ class CloudTrainConfig:
         text = self.class_weights.strip().lower()
         if text in ("", "none"):
             return None
-        if text != "auto":
+        if not text.startswith("auto"):
             weights = [float(w) for w in text.split(",")]
             if len(weights) != len(CLASSES):
                 raise ValueError(f"class_weights needs {len(CLASSES)} numbers, got {self.class_weights!r}")
             return weights
         counts = np.bincount(labels[labels < len(CLASSES)].ravel(), minlength=len(CLASSES)).astype(np.float64)
-        inverse = 1.0 / np.sqrt(np.maximum(counts / counts.sum(), 1e-4))
+        power = float(text.partition(":")[2] or 0.5)
+        inverse = np.maximum(counts / counts.sum(), 1e-4) ** -power
         return (inverse / inverse.mean()).round(4).tolist()
 
     def augmentation(self) -> PatchAugment:
@@ -94,6 +95,6 @@ HELP = {
     "gain": "reflectance bands x U(1-gain, 1+gain) per band",
     "offset": "reflectance bands + N(0, offset) per band",
     "kelvin_offset": "thermal band + N(0, this) kelvin",
-    "class_weights": "cross-entropy class weights: auto (1/sqrt of each class's share of the training pixels), "
-    "none, or 4 numbers for clear,thin_cloud,thick_cloud,shadow",
+    "class_weights": "cross-entropy class weights: auto[:p] (each class's share of the training pixels to the "
+    "power -p, p 0.5 by default), none, or 4 numbers for clear,thin_cloud,thick_cloud,shadow",
 }
