@@ -38,7 +38,8 @@ def latency(path: Path, batch: int, side: int = 256, threads: int = 0, runs: int
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((batch, side, side, 3), dtype=np.float32)
+    channels = session.get_inputs()[0].shape[-1]  # 3 for photo models, the band count for patch models
+    x = np.random.default_rng(0).random((batch, side, side, channels), dtype=np.float32)
     name = session.get_inputs()[0].name
     for _ in range(5):
         session.run(None, {name: x})

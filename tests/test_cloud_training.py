@@ -136,6 +136,25 @@ def test_class_weights_favour_the_rare_class_and_default_to_the_plain_loss():
         CloudTrainConfig(class_weights="1,2").weights(counts)
 
 
+def test_spectral_indices_are_computed_from_the_raw_bands_inside_the_model():
+    from carmask.preprocess import Normalisation
+    from training.clouds.model import SpectralIndices, build_cloud_model, index_pairs
+    from training.model import UNetConfig
+
+    bands = ("blue", "green", "red", "nir", "swir1")
+    norm = Normalisation(1.0, (0.1, 0.2, 0.3, 0.4, 0.5), (0.5, 0.5, 0.5, 0.5, 0.5))
+    raw = np.array([0.10, 0.60, 0.05, 0.40, 0.10], np.float32)  # snow-like: green bright, SWIR1 dark
+    x = norm.apply(raw.reshape(1, 1, 1, 5))
+    pairs = index_pairs(bands, ("ndsi", "ndvi"))
+    out = keras.ops.convert_to_numpy(SpectralIndices(pairs, list(norm.mean), list(norm.std))(x))[0, 0, 0]
+    np.testing.assert_allclose(out[:5], x[0, 0, 0])  # the bands pass through
+    np.testing.assert_allclose(out[5:], [(0.6 - 0.1) / 0.7, (0.4 - 0.05) / 0.45], rtol=1e-5)
+    with pytest.raises(ValueError, match="needs bands"):
+        index_pairs(("blue", "green"), ("ndsi",))
+    model = build_cloud_model(UNetConfig(base_width=2, depth=2, in_channels=5, num_classes=4), bands, norm, ("ndsi",))
+    assert model.inputs[0].shape[-1] == 5 and model(np.zeros((1, 8, 8, 5), np.float32)).shape == (1, 8, 8, 4)
+
+
 def test_scores_cloud_iou_and_cover_error():
     labels = np.zeros((2, 4, 4), np.uint8)
     labels[0, :2] = 2  # half thick cloud

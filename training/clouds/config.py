@@ -35,6 +35,7 @@ class CloudTrainConfig:
     min_learning_rate: float = 1e-5  # cosine decay floor
     loss: str = "ce_dice"
     class_weights: str = "auto"  # auto[:p]: 1/frequency**p (p 0.5) in the training labels; none; or w0,w1,w2,w3
+    indices: str = ""  # normalised-difference indices computed in the graph: ndsi,ndvi,ndwi ("" : none)
     base_width: int = 16
     depth: int = 4
     crop: int = 128
@@ -78,6 +79,10 @@ class CloudTrainConfig:
         inverse = np.maximum(counts / counts.sum(), 1e-4) ** -power
         return (inverse / inverse.mean()).round(4).tolist()
 
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        return tuple(i.strip().lower() for i in self.indices.split(",") if i.strip())
+
     def augmentation(self) -> PatchAugment:
         return PatchAugment(crop=self.crop, gain=self.gain, offset=self.offset, kelvin_offset=self.kelvin_offset)
 
@@ -90,6 +95,7 @@ HELP = {
     "val_splits": "splits that validate each epoch and pick the best checkpoint ('' : keep the last epoch)",
     "cross_validate": "cross-validation by biome over the train and val splits; writes cv_report.json",
     "folds": "cross-validation folds of whole biomes (0: leave one biome out)",
+    "indices": "normalised-difference indices appended inside the model, from ndsi,ndvi,ndwi (none by default)",
     "crops_per_patch": "random crops drawn from each training patch per epoch",
     "crop": "training crop side in pixels (the whole patch validates)",
     "gain": "reflectance bands x U(1-gain, 1+gain) per band",

@@ -52,6 +52,8 @@ def export_clouds(
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
     run_dir = run_dir or checkpoint.parent
     config = json.loads((run_dir / "config.json").read_text())
+    import training.clouds.model  # noqa: F401 - registers the index layer before loading
+
     model = keras.models.load_model(checkpoint, compile=False)
     depth = int(config["model"]["depth"])
     bands = tuple(config["band_names"])

@@ -25,6 +25,7 @@ from training.clouds.augment import augment_patch
 from training.clouds.config import CloudTrainConfig
 from training.clouds.data import CLASSES, CloudPatch, band_statistics, biome_folds, load_all, read_l8_biome
 from training.clouds.evaluate import headline, print_report, score
+from training.clouds.model import build_cloud_model
 from training.losses import get_loss
 
 TASK = "clouds"
@@ -94,7 +95,7 @@ def run_cloud_training(cfg: CloudTrainConfig, train: list[CloudPatch], val: list
         **to_jsonable(cfg),
         "task": TASK,
         "band_names": list(bands),
-        "model": to_jsonable(model_cfg.to_dict()),
+        "model": {**to_jsonable(model_cfg.to_dict()), "indices": list(cfg.index_names)},
         "normalisation": to_jsonable(normalisation),
         "loss_class_weights": class_weights,
         "train_patches": [p.name for p in train],
@@ -105,7 +106,7 @@ def run_cloud_training(cfg: CloudTrainConfig, train: list[CloudPatch], val: list
           f"bands {', '.join(bands)}; class weights {class_weights}")  # fmt: skip
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = model_cfg.build()
+    model = build_cloud_model(model_cfg, bands, normalisation, cfg.index_names)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss, class_weights))
     predictor = KerasPatchPredictor(model, normalisation)
     augment = cfg.augmentation()
