@@ -29,6 +29,10 @@ class UnsupportedPatchError(PatchError):
     """The bytes are neither a TIFF nor a .npy file."""
 
 
+class CorruptPatchError(PatchError):
+    """A TIFF or .npy file that cannot be decoded."""
+
+
 def _bytes_of(source: bytes | str | os.PathLike) -> bytes:
     return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
 
@@ -45,7 +49,7 @@ def _read_tiff(data: bytes, max_values: int) -> np.ndarray:
     except PatchError:
         raise
     except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on corrupt files
-        raise PatchError(f"corrupt or unreadable TIFF: {type(exc).__name__}: {exc}") from None
+        raise CorruptPatchError(f"corrupt or unreadable TIFF: {type(exc).__name__}: {exc}") from None
     return _to_hwc(array, axes)
 
 
@@ -65,7 +69,7 @@ def _read_npy(data: bytes, max_values: int) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:  # pickled object arrays land here too
-        raise PatchError(f"unreadable .npy file: {exc}") from None
+        raise CorruptPatchError(f"unreadable .npy file: {exc}") from None
     if array.size > max_values:
         raise PatchError(f".npy holds {array.shape} values, over the limit of {max_values}")
     if array.ndim == 2:

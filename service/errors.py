@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
-from carmask.patches import PatchError, UnsupportedPatchError
+from carmask.patches import CorruptPatchError, PatchError, UnsupportedPatchError
 
 log = logging.getLogger("carmask.service")
 
@@ -58,6 +58,8 @@ def classify(exc: Exception) -> APIError:
         return APIError(422, "corrupt_image", str(exc))
     if isinstance(exc, UnsupportedPatchError):
         return APIError(415, "unsupported_patch", str(exc))
+    if isinstance(exc, CorruptPatchError):
+        return APIError(422, "corrupt_patch", str(exc))
     if isinstance(exc, PatchError):  # bands, size or dtype that the model's manifest does not take
         return APIError(422, "patch_mismatch", str(exc))
     log.exception("unexpected failure", exc_info=exc)

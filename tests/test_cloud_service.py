@@ -98,6 +98,7 @@ def test_bands_in_another_order_are_named_by_the_client(client):
         (tiff(np.zeros((8, 64, 4), np.float32)), {}, 422, "this model takes sides of 16 to 256"),
         (tiff(np.zeros((64, 64, 4), np.uint16)), {}, 422, "uint16"),
         (encode(red_box_photo(64, 64)[0]), {}, 415, "TIFF/GeoTIFF or NumPy .npy"),
+        (b"II*\x00" + b"\x00" * 40, {}, 422, "corrupt or unreadable TIFF"),
         (tiff(np.zeros((64, 64, 4), np.float32)), {"format": "cutout"}, 422, "answers rle"),
     ],
 )
