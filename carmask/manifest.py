@@ -78,6 +78,7 @@ class Manifest:
     created: str
     source_commit: str = "unknown"
     task: str = "binary-segmentation"  # what the output means; consumers shape their answers by it
+    aliases: list[str] = field(default_factory=list)  # other names the service answers to, e.g. "clouds"
     input: InputSpec = field(default_factory=InputSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     threshold: float = 0.5

@@ -1,4 +1,4 @@
-"""The models a service serves, by name: each manifest loaded once at start-up into its own Segmenter.
+"""The models a service serves, by name (or a manifest's alias): each manifest loaded once at start-up.
 
 `CARMASK_MODEL` names the default; `CARMASK_MODELS` adds manifests or folders of manifests. The manifest's
 `task` decides how answers are shaped; a task this service does not know stops start-up, loudly.
@@ -49,6 +49,7 @@ class ModelRegistry:
 
     def __init__(self, segmenters: list[AnySegmenter]):
         self.segmenters: dict[str, AnySegmenter] = {}
+        self.aliases: dict[str, str] = {}
         for seg in segmenters:
             name = seg.manifest.name
             if name in self.segmenters:
@@ -57,6 +58,11 @@ class ModelRegistry:
             if seg.manifest.task not in TASKS:
                 raise ManifestError(f"{seg.manifest.path}: task {seg.manifest.task!r} is not served (knows {TASKS})")
             self.segmenters[name] = seg
+        for seg in segmenters:
+            for alias in seg.manifest.aliases:
+                if alias in self.segmenters or alias in self.aliases:
+                    raise ManifestError(f"{seg.manifest.path}: alias {alias!r} is already a model's name or alias")
+                self.aliases[alias] = seg.manifest.name
         self.default = segmenters[0].manifest.name
 
     @classmethod
@@ -70,6 +76,7 @@ class ModelRegistry:
     def get(self, name: str | None) -> AnySegmenter:
         if name is None or name == "":
             return self.segmenters[self.default]
+        name = self.aliases.get(name, name)
         if name not in self.segmenters:
             raise APIError(404, "unknown_model", f"no model named {name!r}; this service has {self.names}")
         return self.segmenters[name]
@@ -80,6 +87,7 @@ class ModelRegistry:
                 "name": name,
                 "version": seg.manifest.version,
                 "task": seg.manifest.task,
+                "aliases": seg.manifest.aliases,
                 "default": name == self.default,
                 "provider": seg.provider,
                 **({"bands": seg.band_names, "classes": seg.class_names} if isinstance(seg, PatchSegmenter) else {}),

@@ -33,6 +33,7 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     task: str = Field(description="what the output means, e.g. binary-segmentation")
+    aliases: list[str] = Field(default_factory=list, description="other names ?model= accepts")
     default: bool
     provider: str
     bands: list[str] | None = Field(None, description="multi-band models: the bands they take, in order")

@@ -109,6 +109,24 @@ def test_patches_that_do_not_fit_get_what_was_expected(client, data, params, sta
     assert words in body["detail"] and set(body) == {"error", "detail"}
 
 
+def test_aliases_answer_for_their_model_and_may_not_collide(tmp_path):
+    from carmask.manifest import ManifestError
+    from tests.fixtures import rewrite_manifest
+
+    make_red_model(tmp_path, name="red")
+    make_cloud_model(tmp_path, name="carmask-clouds")
+    rewrite_manifest(tmp_path / "carmask-clouds.json", aliases=["clouds"])
+    settings = ServiceSettings(model=tmp_path / "red.json", models=[tmp_path], access_log=False)
+    with TestClient(create_app(settings)) as client:
+        patch, _ = cloud_patch()
+        assert post(client, tiff(patch)).json()["model"] == "carmask-clouds"  # post() asks for model=clouds
+        listed = {m["name"]: m for m in client.get("/models").json()["models"]}
+        assert listed["carmask-clouds"]["aliases"] == ["clouds"]
+    rewrite_manifest(tmp_path / "carmask-clouds.json", aliases=["red"])
+    with pytest.raises(ManifestError, match="alias 'red'"), TestClient(create_app(settings)):
+        pass
+
+
 def test_photo_models_refuse_patches_and_band_options(client):
     patch, _ = cloud_patch()
     tif = client.post("/segment", params={"model": "red"}, files={"file": ("p.tif", tiff(patch), "image/tiff")})

@@ -58,8 +58,9 @@ def test_the_service_serves_it_by_name_beside_the_car_model():
     buf = io.BytesIO()
     tifffile.imwrite(buf, scene(cloud=True), planarconfig="contig")
     with TestClient(create_app(settings)) as client:
-        body = client.post("/segment", params={"model": "carmask-clouds"}, files={"file": ("c.tif", buf.getvalue())})
+        body = client.post("/segment", params={"model": "clouds"}, files={"file": ("c.tif", buf.getvalue())})  # alias
         assert body.status_code == 200 and body.json()["cloud_cover_pct"] > 90
+        assert body.json()["model"] == "carmask-clouds"
         four = client.post("/segment", params={"model": "carmask-clouds"},
                            files={"file": ("c.npy", _npy(scene(cloud=True)[..., :4]))})  # fmt: skip
         assert four.status_code == 422 and "expected 8" in four.json()["detail"]

@@ -86,12 +86,14 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument(
         "--max-side", type=int, default=512, help="largest patch side accepted (a 512x512 patch peaks at ~220 MB)"
     )
+    parser.add_argument("--aliases", default="clouds", help="other names the service answers to, comma-separated")
     args = parser.parse_args(argv)
 
     from training.clouds.export import export_clouds
 
+    aliases = tuple(a.strip() for a in args.aliases.split(",") if a.strip())
     manifest = export_clouds(args.checkpoint, args.out_dir, args.name, args.version, args.run_dir,
-                             max_side=args.max_side)  # fmt: skip
+                             max_side=args.max_side, aliases=aliases)  # fmt: skip
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")
     print(

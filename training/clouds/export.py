@@ -48,6 +48,7 @@ def export_clouds(
     opset: int = 17,
     tolerance: float = 1e-4,
     max_side: int = 512,
+    aliases: tuple[str, ...] = ("clouds",),
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
     run_dir = run_dir or checkpoint.parent
@@ -67,6 +68,7 @@ def export_clouds(
     manifest = Manifest(
         **identity(name, version, onnx_path),
         task="multiclass-segmentation",
+        aliases=list(aliases),
         input=InputSpec(
             name=INPUT_NAME,
             height=256,
