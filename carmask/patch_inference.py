@@ -17,6 +17,7 @@ import numpy as np
 from carmask.cover import FILL
 from carmask.manifest import Manifest, ManifestError, load_manifest
 from carmask.patches import check_size, read_patch, select_bands, valid_pixels
+from carmask.preprocess import Normalisation
 from carmask.session import ModelSession
 
 
@@ -34,6 +35,17 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
         return x
     mode = "reflect" if ph < h and pw < w else "edge"
     return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def patch_inputs(
+    patches: np.ndarray, normalisation: Normalisation, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W, bands) physical values -> (model input, valid (N, H, W)): normalised per band, fill set to 0
+    (the band mean), as the model was trained (training.clouds feeds its checkpoints through here too)."""
+    valid = valid_pixels(patches, nodata)
+    x = normalisation.apply(patches)  # (value * scale - mean) / std per band
+    x[~valid] = 0.0
+    return x, valid
 
 
 class PatchSegmenter(ModelSession):
@@ -70,26 +82,31 @@ class PatchSegmenter(ModelSession):
 
     def probabilities(self, patches: np.ndarray) -> np.ndarray:
         """(N, H, W, bands) physical values -> (N, H, W, classes) softmax; fill pixels enter as the band mean."""
-        spec = self.manifest.input
-        valid = np.stack([valid_pixels(p, spec.nodata) for p in patches])
-        x = spec.normalisation.apply(patches)  # (value * scale - mean) / std per band
-        x[~valid] = 0.0
-        prob = self._run(x, spec.multiple_of)
-        if self.flip_tta:
-            prob = 0.5 * (prob + self._run(np.ascontiguousarray(x[:, :, ::-1]), spec.multiple_of)[:, :, ::-1])
-        return prob
-
-    def _run(self, x: np.ndarray, multiple: int) -> np.ndarray:
-        h, w = x.shape[1:3]
-        out = self.session.run([self.output_name], {self.input_name: pad_to_multiple(x, multiple)})[0]
-        return out[:, :h, :w].astype(np.float32, copy=False)
+        return self._probabilities(self._inputs(patches)[0])
 
     def classify(self, patch: np.ndarray) -> PatchResult:
         """One (H, W, bands) patch to its class map and probabilities."""
-        prob = self.probabilities(patch[None])[0]
+        x, valid = self._inputs(patch[None])
+        prob = self._probabilities(x)[0]
         class_map = prob.argmax(axis=-1).astype(np.uint8)
-        class_map[~valid_pixels(patch, self.manifest.input.nodata)] = FILL
+        class_map[~valid[0]] = FILL
         return PatchResult(class_map, prob)
+
+    def _inputs(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        spec = self.manifest.input
+        return patch_inputs(patches, spec.normalisation, spec.nodata)
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        prob = self._run(x)
+        if self.flip_tta:
+            prob = 0.5 * (prob + self._run(np.ascontiguousarray(x[:, :, ::-1]))[:, :, ::-1])
+        return prob
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[1:3]
+        padded = pad_to_multiple(x, self.manifest.input.multiple_of)
+        out = self.session.run([self.output_name], {self.input_name: padded})[0]
+        return out[:, :h, :w].astype(np.float32, copy=False)
 
     def segment(self, source, band_order: Sequence[str] | None = None) -> PatchResult:
         return self.classify(self.read(source, band_order))

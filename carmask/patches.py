@@ -126,7 +126,8 @@ def check_size(patch: np.ndarray, min_side: int, max_side: int) -> None:
 
 
 def valid_pixels(patch: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(H, W) bool: False where any band is NaN/inf or every band equals `nodata` (the scene's fill)."""
+    """(..., H, W) bool of a (..., H, W, bands) patch or batch: False where any band is NaN/inf or every band
+    equals `nodata` (the scene's fill)."""
     finite = np.isfinite(patch).all(axis=-1)
     if nodata is None:
         return finite

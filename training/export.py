@@ -65,7 +65,7 @@ def verify(model: keras.Model, path: Path, depth: int, tolerance: float = 1e-4, 
     return worst
 
 
-def measure_latency(path: Path, size: tuple[int, int], threads: int = 0, runs: int = 50, channels: int = 3) -> dict:
+def measure_latency(path: Path, size: tuple[int, int], threads: int = 0, runs: int = 50) -> dict:
     """Median onnxruntime latency of one image at `size`.
 
     threads=0 is onnxruntime's default, one thread per physical core (2 on this project's machines), as the
@@ -80,6 +80,7 @@ def measure_latency(path: Path, size: tuple[int, int], threads: int = 0, runs: i
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    channels = session.get_inputs()[0].shape[-1]  # 3 for photo models, the band count for patch models
     x = np.random.default_rng(0).random((1, size[1], size[0], channels), dtype=np.float32)
     for _ in range(5):
         session.run(None, {INPUT_NAME: x})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from carmask.metrics import per_image_scores
 from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
+from training.checkpoints import save_model
 from training.config import TrainConfig
 from training.data.dataset import MixedBatches
 from training.data.mixture import ValidationSet, describe, training_sources, validation_sets
@@ -29,6 +29,7 @@ from training.data.reader import read_carvana
 from training.data.sources import IGNORE
 from training.data.split import read_split, split_by_car, write_split
 from training.losses import get_loss
+from training.schedule import cosine_lr
 
 LOG_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_dice", "val_iou", "val_accuracy", "seconds"]
 
@@ -51,13 +52,6 @@ class RunState:
     @classmethod
     def load(cls, path: Path) -> RunState:
         return cls(**json.loads(path.read_text()))
-
-
-def cosine_lr(cfg: TrainConfig, epoch: int) -> float:
-    progress = epoch / max(1, cfg.epochs - 1)
-    return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (
-        1 + math.cos(math.pi * progress)
-    )
 
 
 def validate_set(
@@ -133,12 +127,6 @@ def _plot(path: Path, history: list[dict]) -> None:
     plt.close(fig)
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)  # a run killed mid-save keeps the previous checkpoint
-
-
 def run_training(cfg: TrainConfig) -> RunState:
     # Set-up: data checked and cached, split fixed, model built or resumed.
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +162,7 @@ def run_training(cfg: TrainConfig) -> RunState:
     for epoch in range(state.epoch, cfg.epochs):
         # Epoch start.
         started = time.time()
-        lr = cosine_lr(cfg, epoch)
+        lr = cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.min_learning_rate)
         model.optimizer.learning_rate.assign(lr)
         batches.set_epoch(epoch)
 
@@ -208,11 +196,11 @@ def run_training(cfg: TrainConfig) -> RunState:
         if row["val_iou"] > state.best_score:
             state.best_score, state.best_epoch = row["val_iou"], epoch + 1
             state.epochs_without_improvement = 0
-            _save_model(model, cfg.run_dir / "best.keras")
+            save_model(model, cfg.run_dir / "best.keras")
         else:
             state.epochs_without_improvement += 1
         state.epoch = epoch + 1
-        _save_model(model, cfg.run_dir / "last.keras")
+        save_model(model, cfg.run_dir / "last.keras")
         state.save(cfg.run_dir / "state.json")
         if state.epochs_without_improvement >= cfg.patience:
             print(f"early stop: no better validation IoU for {cfg.patience} epochs")

@@ -39,7 +39,8 @@ def evaluate_main(argv: list[str]) -> None:
 
     from training.clouds.data import read_l8_biome
     from training.clouds.evaluate import headline, print_report
-    from training.clouds.train import KerasPatchPredictor, evaluate_predictor, run_normalisation
+    from training.clouds.train import KerasPatchPredictor, evaluate_predictor
+    from training.evaluate import run_normalisation
 
     if args.record and args.model.suffix not in (".onnx", ".json"):
         parser.error("--record needs an exported model (.onnx or .json)")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from carmask.cover import class_percentages
+from carmask.cover import FILL, class_percentages, group_percentages
 from carmask.metrics import class_iou, confusion_matrix, merged_iou
-from training.clouds.data import CLASS_NAMES, CLOUD, IGNORE, SHADOW
+from training.clouds.data import CLASS_NAMES, CLOUD, GROUPS, IGNORE, SHADOW
 
 THREE_CLASS = np.array([0, 1, 1, 2])  # clear, cloud (thin + thick), shadow
 
@@ -37,10 +37,10 @@ def patch_row(name: str, biome: str, pred: np.ndarray, label: np.ndarray) -> dic
     """One patch's figures; cloud IoU is None when neither label nor prediction has cloud."""
     valid = label != IGNORE
     conf = confusion_matrix(pred, label, len(CLASS_NAMES), valid)
-    truth_pct = class_percentages(np.where(valid, label, 255), CLASS_NAMES)
-    pred_pct = class_percentages(np.where(valid, pred, 255), CLASS_NAMES)
-    cover_true = sum(truth_pct[CLASS_NAMES[i]] for i in CLOUD)
-    cover_pred = sum(pred_pct[CLASS_NAMES[i]] for i in CLOUD)
+    truth_pct = class_percentages(np.where(valid, label, FILL), CLASS_NAMES)
+    pred_pct = class_percentages(np.where(valid, pred, FILL), CLASS_NAMES)  # predictions on fill count nowhere
+    cover_true = group_percentages(truth_pct, GROUPS)["cloud_cover_pct"]
+    cover_pred = group_percentages(pred_pct, GROUPS)["cloud_cover_pct"]
     cloud = merged_iou(conf, CLOUD)
     total = max(int(conf.sum()), 1)
     return {

@@ -87,7 +87,7 @@ def export_clouds(
         architecture=arch,
         training=training_summary(run_dir),
         metrics=metrics or {},
-        speed=measure_latency(onnx_path, (256, 256), channels=len(bands)),
+        speed=measure_latency(onnx_path, (256, 256)),
     )
     manifest.save(out_dir / f"{name}.json")
     return manifest

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
@@ -18,15 +17,18 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from carmask.patches import valid_pixels
+from carmask.patch_inference import patch_inputs
 from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
+from training.checkpoints import save_model
 from training.clouds.augment import augment_patch
 from training.clouds.config import CloudTrainConfig
 from training.clouds.data import CLASSES, CloudPatch, band_statistics, biome_folds, load_all, read_l8_biome
 from training.clouds.evaluate import headline, print_report, score
 from training.clouds.model import build_cloud_model
+from training.evaluate import run_normalisation
 from training.losses import get_loss
+from training.schedule import cosine_lr
 
 TASK = "clouds"
 
@@ -52,28 +54,7 @@ class KerasPatchPredictor:
         return np.concatenate(out)
 
     def inputs(self, patches: np.ndarray) -> np.ndarray:
-        valid = np.stack([valid_pixels(p, self.nodata) for p in patches])
-        x = self.normalisation.apply(patches)
-        x[~valid] = 0.0  # fill enters as the band mean, as at serving time
-        return x
-
-
-def cosine_lr(cfg: CloudTrainConfig, epoch: int) -> float:
-    progress = epoch / max(1, cfg.epochs - 1)
-    return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (
-        1 + math.cos(math.pi * progress)
-    )
-
-
-def run_normalisation(run_dir: Path) -> Normalisation:
-    data = json.loads((Path(run_dir) / "config.json").read_text())["normalisation"]
-    return Normalisation(data["scale"], tuple(data["mean"]), tuple(data["std"]))
-
-
-def _save(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
+        return patch_inputs(patches, self.normalisation, self.nodata)[0]  # exactly as at serving time
 
 
 def evaluate_predictor(predictor, patches: list[CloudPatch], bands: tuple[str, ...]) -> tuple[dict, np.ndarray]:
@@ -115,7 +96,7 @@ def run_cloud_training(cfg: CloudTrainConfig, train: list[CloudPatch], val: list
     for epoch in range(cfg.epochs):
         # Epoch start: every patch crops_per_patch times, shuffled.
         started = time.time()
-        lr = cosine_lr(cfg, epoch)
+        lr = cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.min_learning_rate)
         model.optimizer.learning_rate.assign(lr)
         order = rng.permutation(np.repeat(np.arange(len(train)), cfg.crops_per_patch))
 
@@ -150,8 +131,8 @@ def run_cloud_training(cfg: CloudTrainConfig, train: list[CloudPatch], val: list
         print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}{shown}  ({row['seconds']:.0f} s)", flush=True)
         if val and row["val_cloud_iou"] > best["score"]:
             best = {"score": row["val_cloud_iou"], "epoch": epoch + 1}
-            _save(model, run_dir / "best.keras")
-        _save(model, run_dir / "last.keras")
+            save_model(model, run_dir / "best.keras")
+        save_model(model, run_dir / "last.keras")
 
     state = {"epochs_run": cfg.epochs, "best_epoch": best["epoch"] if val else cfg.epochs,
              "train_minutes": round(sum(h["seconds"] for h in history) / 60, 1), "history": history}  # fmt: skip
