@@ -88,11 +88,20 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
     assert per_image_scores(pred, truth)["iou"][0] == pytest.approx(1 / 5)  # without the ignore mask
 
 
-@pytest.mark.parametrize("h,w,head", [(64, 64, "separable"), (96, 160, "separable"), (96, 160, "conv")])
-def test_pretrained_unet_is_fully_convolutional(h, w, head):
+@pytest.mark.parametrize(
+    "h,w,head,half",
+    [
+        (64, 64, "separable", "separable"),
+        (96, 160, "separable", "separable"),
+        (96, 160, "conv", "separable"),
+        (96, 160, "conv", "conv"),
+    ],
+)
+def test_pretrained_unet_is_fully_convolutional(h, w, head, half):
     from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
 
-    model = build_mobile_unet(MobileUNetConfig(full_res_block=head))  # random weights: shapes only
+    cfg = MobileUNetConfig(full_res_block=head, half_res_block=half)
+    model = build_mobile_unet(cfg)  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
 
@@ -106,6 +115,10 @@ def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
         build_mobile_unet(MobileUNetConfig(in_channels=8))
     with pytest.raises(ValueError, match="full_res_block"):
         build_mobile_unet(MobileUNetConfig(full_res_block="dense"))
+    with pytest.raises(ValueError, match="half_res_block"):
+        build_mobile_unet(MobileUNetConfig(full_res_block="conv", half_res_block="dense"))
+    with pytest.raises(ValueError, match="needs full_res_block='conv'"):
+        build_mobile_unet(MobileUNetConfig(full_res_block="separable", half_res_block="conv"))
     with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):
         build_mobile_unet(MobileUNetConfig(weights=tmp_path / "missing.npz"))
 
@@ -122,3 +135,21 @@ def test_pretrained_unet_refuses_partial_weights_and_states_its_normalisation(tm
         build_mobile_unet(MobileUNetConfig(weights=tmp_path / "w.npz"))
     cfg = MobileUNetConfig()
     assert cfg.normalisation.mean == MEAN and cfg.normalisation.std == STD
+
+
+def test_transfer_weights_copies_what_fits_and_reports_the_new_layers():
+    from training.checkpoints import transfer_weights
+    from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
+
+    small = build_mobile_unet(MobileUNetConfig(decoder_widths=(64, 48, 32, 24, 8), full_res_block="conv"))
+    grown = build_mobile_unet(
+        MobileUNetConfig(decoder_widths=(64, 48, 32, 16, 8), full_res_block="conv", half_res_block="conv")
+    )
+    copied, fresh = transfer_weights(small, grown)
+    assert {"half_a_conv", "half_b_conv", "dec3_a_conv", "dec3_b_conv", "dec3_up", "dec4_up"} <= set(fresh)
+    assert "features_0_0" in copied and "dec0_pw" in copied and "stem_conv" in copied
+    for name in ("features_0_0", "dec1_pw", "mask"):
+        for a, b in zip(small.get_layer(name).get_weights(), grown.get_layer(name).get_weights(), strict=True):
+            assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="no layer"):
+        transfer_weights(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="other")]), grown)

@@ -40,6 +40,8 @@ class TrainConfig:
     decoder_widths: str = "64,48,32,24,8"  # mobile_unet: decoder channels at strides 16, 8, 4, 2, 1
     stem_width: int = 8  # mobile_unet: full-resolution stem channels
     full_res_block: str = "conv"  # mobile_unet: stride-1 level, separable or conv (classic U-Net's)
+    half_res_block: str = "separable"  # mobile_unet: stride-2 level, separable or conv (with an image path)
+    half_width: int = 16  # mobile_unet: channels of the image path at stride 2 (half_res_block=conv)
     base_width: int = 8  # classic U-Net only
     depth: int = 4  # classic U-Net only
     batchnorm: bool = True  # classic U-Net only
@@ -93,6 +95,8 @@ class TrainConfig:
             decoder_widths=widths,
             stem_width=self.stem_width,
             full_res_block=self.full_res_block,
+            half_res_block=self.half_res_block,
+            half_width=self.half_width,
             weights=self.encoder_weights,
         )
 
@@ -120,11 +124,12 @@ HELP = {
     "samples_per_epoch": "photos per epoch drawn from the sources by weight (0: each photo once)",
     "architecture": "unet (classic U-Net from scratch) or mobile_unet (ImageNet MobileNetV2 encoder)",
     "full_res_block": "mobile_unet's finest level: separable (light) or conv (two 3x3 convs, sharper edges)",
+    "half_res_block": "mobile_unet's stride-2 level: separable or conv (classic, with a half-resolution image path)",
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
-    "init_from": "start from the weights of this .keras checkpoint (a second stage), with a fresh optimizer",
+    "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",
 }
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from carmask.metrics import per_image_scores
 from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
-from training.checkpoints import save_model
+from training.checkpoints import save_model, transfer_weights
 from training.config import TrainConfig
 from training.data.dataset import MixedBatches
 from training.data.mixture import ValidationSet, describe, training_sources, validation_sets
@@ -88,11 +88,11 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
     if cfg.resume:
         print(f"nothing to resume in {cfg.run_dir}; starting afresh")
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.init_from is not None:  # a second stage: the weights of an earlier run, a fresh optimizer
-        print(f"starting from the weights of {cfg.init_from}")
-        model = keras.models.load_model(cfg.init_from, compile=False)
-    else:
-        model = cfg.model().build()
+    model = cfg.model().build()
+    if cfg.init_from is not None:  # a later stage: an earlier run's weights where they fit, a fresh optimizer
+        earlier = keras.models.load_model(cfg.init_from, compile=False)
+        copied, fresh = transfer_weights(earlier, model)
+        print(f"starting from the weights of {cfg.init_from}: {len(copied)} layers copied, {len(fresh)} new")
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
 

@@ -4,7 +4,10 @@ Encoder: torchvision's MobileNetV2 features up to block 17 (strides 2..32; the 1
 dropped). Decoder: per level, nearest 2x upsampling (the depthwise 3x3 after it learns the smoothing),
 concatenation with the encoder's skip, and a depthwise-separable 3x3 block (BatchNorm, ReLU). A small
 full-resolution stem (one 3x3 conv on the normalised image) gives the last level the photo's own edges,
-which Carvana's fine boundaries need. Fully convolutional: any height and width divisible by 32.
+which Carvana's fine boundaries need. `half_res_block="conv"` also builds the stride-2 level as the classic
+U-Net's (a two-conv image path at half resolution beside the encoder's skip, transposed convolution up, two
+full 3x3 convolutions): the encoder's stride-2 features are semantic, and studio boundaries are decided there.
+Fully convolutional: any height and width divisible by 32.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class MobileUNetConfig:
     # The stride-1 level: "separable" (like the others) or "conv": a 2x2 transposed convolution up, a
     # two-conv stem, and two full 3x3 convolutions, as the classic U-Net's finest level (sharper edges).
     full_res_block: str = "separable"
+    # The stride-2 level: "separable" or "conv" (classic: needs full_res_block="conv"); half_width is the
+    # channels of the image path at stride 2.
+    half_res_block: str = "separable"
+    half_width: int = 16
     num_classes: int = 1
     in_channels: int = 3
     bn_momentum: float = 0.9
@@ -70,6 +77,10 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
         raise ValueError("the pretrained MobileNetV2 encoder takes 3-channel RGB input")
     if config.full_res_block not in ("separable", "conv"):
         raise ValueError(f"full_res_block must be 'separable' or 'conv', not {config.full_res_block!r}")
+    if config.half_res_block not in ("separable", "conv"):
+        raise ValueError(f"half_res_block must be 'separable' or 'conv', not {config.half_res_block!r}")
+    if config.half_res_block == "conv" and config.full_res_block != "conv":
+        raise ValueError("half_res_block='conv' needs full_res_block='conv' (the image path starts there)")
     if input_size is not None:
         check_input_size(*input_size, DEPTH)
     h, w = input_size if input_size is not None else (None, None)
@@ -81,12 +92,18 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
     if conv_head:
         stem = _conv_bn_relu(stem, config.stem_width, "stem2", momentum)
     finer = [stem, *skips[:-1]]  # what each decoder level joins: strides 1, 2, 4, 8, 16
+    classic = {len(config.decoder_widths) - 1} if conv_head else set()  # decoder levels built the classic way
+    if config.half_res_block == "conv":
+        half = layers.MaxPooling2D(2, name="half_pool")(stem)
+        half = _conv_bn_relu(half, config.half_width, "half_a", momentum)
+        half = _conv_bn_relu(half, config.half_width, "half_b", momentum)
+        finer[1] = layers.Concatenate(name="half_skip")([skips[0], half])
+        classic.add(len(config.decoder_widths) - 2)
 
     x = skips[-1]
-    last = len(config.decoder_widths) - 1
     for level, filters in enumerate(config.decoder_widths):
         skip, name = finer[-1 - level], f"dec{level}"
-        if level == last and conv_head:
+        if level in classic:
             x = layers.Conv2DTranspose(filters, 2, strides=2, name=name + "_up")(x)
             x = layers.Concatenate(name=name + "_cat")([x, skip])
             x = _conv_bn_relu(x, filters, name + "_a", momentum)
