@@ -102,9 +102,14 @@ def test_pretrained_unet_exports_with_its_normalisation_in_the_manifest(tmp_path
     cfg = MobileUNetConfig()
     cfg.build().save(tmp_path / "best.keras")
     norm = cfg.normalisation
-    config = {"model": cfg.to_dict(), "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std}}
+    config = {
+        "model": cfg.to_dict(),
+        "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std},
+        "image_size": 64,  # the size the run trained at: the manifest's input size unless export overrides it
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    manifest = export(tmp_path / "best.keras", tmp_path / "models", "mobile", "2.0.0", image_size=64)
+    manifest = export(tmp_path / "best.keras", tmp_path / "models", "mobile", "2.0.0")
+    assert manifest.input.size == (64, 64)
     assert tuple(manifest.input.mean) == MEAN and tuple(manifest.input.std) == STD
     assert manifest.architecture["name"] == "mobile_unet" and manifest.architecture["depth"] == 5
     model = keras.models.load_model(tmp_path / "best.keras", compile=False)

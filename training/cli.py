@@ -65,7 +65,9 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, help="report folder (default: <run-dir>/eval or ./eval)")
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument(
+        "--image-size", type=int, help="model input side (default: the manifest's, or the run's training size)"
+    )
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
     parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
@@ -78,6 +80,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     from training.data.reader import read_carvana
     from training.data.split import read_split
     from training.evaluate import EvalConfig, evaluate, load_predictor, print_summary, summary, write_reports
+    from training.export import run_image_size
 
     if args.run_dir is None and args.data_dir is None:
         parser.error("give --run-dir (its held-out data) or --data-dir (all labelled photos of a Carvana folder)")
@@ -88,8 +91,14 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     if args.run_dir is not None and args.data_dir is None:
         _, carvana = read_split(args.run_dir / "split.json", carvana)
     names = args.sets.split(",") if args.sets else (available_sets(run_cfg) if args.data_dir is None else ["carvana"])
-    cfg = EvalConfig(image_size=args.image_size, threshold=args.threshold, original_resolution=not args.no_original)
     predictor = load_predictor(args.model, flip_tta=args.flip_tta, threads=args.threads, run_dir=args.run_dir)
+    if args.image_size:
+        size = args.image_size
+    elif hasattr(predictor, "input_size"):  # an exported model: its manifest's (square) input
+        size = predictor.input_size[0]
+    else:  # a checkpoint: the size its run trained at
+        size = run_image_size(args.run_dir or args.model.parent)
+    cfg = EvalConfig(image_size=size, threshold=args.threshold, original_resolution=not args.no_original)
     reports, extras = {}, {}
     for name in names:
         reports[name], extras[name] = evaluate(predictor, held_out_photos(run_cfg, carvana, name), cfg, args.cache_dir)
@@ -124,7 +133,7 @@ def export_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", default="2.1.0")
     parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
     parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, help="manifest input side (default: the run's training size)")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
@@ -152,7 +161,7 @@ def export_main(argv: list[str] | None = None) -> None:
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")
     print(f"  latency (1 image, {manifest.speed['threads']} threads): {manifest.speed['median_ms_one_image']} ms")
     if args.int8:
-        quantized = _export_int8(manifest, args.run_dir or args.checkpoint.parent, args.image_size)
+        quantized = _export_int8(manifest, args.run_dir or args.checkpoint.parent, manifest.input.size[0])
         print(
             f"wrote {quantized.model_path}: {quantized.speed['median_ms_one_image']} ms; "
             f"evaluate it with carmask-evaluate {quantized.model_path} --run-dir RUN --record"

@@ -182,6 +182,14 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
     return info, arch
 
 
+def run_image_size(run_dir: Path | None) -> int:
+    """The side a run trained at (config.json), 256 for runs that do not say."""
+    config_file = run_dir / "config.json" if run_dir else None
+    if config_file is None or not config_file.is_file():
+        return 256
+    return int(json.loads(config_file.read_text()).get("image_size", 256))
+
+
 def run_input_spec(run_dir: Path, image_size: int) -> InputSpec:
     """The model's input as its run trained it: size, and the normalisation in config.json."""
     from training.evaluate import run_normalisation
@@ -203,7 +211,7 @@ def export(
     out_dir: Path,
     name: str,
     version: str,
-    image_size: int = 256,
+    image_size: int | None = None,
     run_dir: Path | None = None,
     metrics: dict | None = None,
     threshold: float = 0.5,
@@ -214,6 +222,7 @@ def export(
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
     training, arch = training_summary(run_dir)
+    image_size = image_size or run_image_size(run_dir)
     depth = int(arch.get("depth", 4))
     onnx_path = out_dir / f"{name}.onnx"
     convert(model, onnx_path, opset)
