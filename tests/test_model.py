@@ -95,12 +95,16 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
         (96, 160, "separable", "separable"),
         (96, 160, "conv", "separable"),
         (96, 160, "conv", "conv"),
+        (64, 96, "conv", "bilinear"),
     ],
 )
 def test_pretrained_unet_is_fully_convolutional(h, w, head, half):
     from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
 
-    cfg = MobileUNetConfig(full_res_block=head, half_res_block=half)
+    if half == "bilinear":  # the separable levels upsample bilinearly
+        cfg = MobileUNetConfig(full_res_block=head, upsampling="bilinear")
+    else:
+        cfg = MobileUNetConfig(full_res_block=head, half_res_block=half)
     model = build_mobile_unet(cfg)  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
@@ -117,6 +121,8 @@ def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
         build_mobile_unet(MobileUNetConfig(full_res_block="dense"))
     with pytest.raises(ValueError, match="half_res_block"):
         build_mobile_unet(MobileUNetConfig(full_res_block="conv", half_res_block="dense"))
+    with pytest.raises(ValueError, match="upsampling"):
+        build_mobile_unet(MobileUNetConfig(upsampling="cubic"))
     with pytest.raises(ValueError, match="needs full_res_block='conv'"):
         build_mobile_unet(MobileUNetConfig(full_res_block="separable", half_res_block="conv"))
     with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):
