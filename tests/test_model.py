@@ -89,22 +89,19 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
 
 
 @pytest.mark.parametrize(
-    "h,w,head,half",
+    "h,w,options",
     [
-        (64, 64, "separable", "separable"),
-        (96, 160, "separable", "separable"),
-        (96, 160, "conv", "separable"),
-        (96, 160, "conv", "conv"),
-        (64, 96, "conv", "bilinear"),
+        (64, 64, {}),
+        (96, 160, {}),
+        (96, 160, {"full_res_block": "conv"}),
+        (96, 160, {"full_res_block": "conv", "half_res_block": "conv"}),
+        (64, 96, {"full_res_block": "conv", "upsampling": "bilinear"}),
     ],
 )
-def test_pretrained_unet_is_fully_convolutional(h, w, head, half):
+def test_pretrained_unet_is_fully_convolutional(h, w, options):
     from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
 
-    if half == "bilinear":  # the separable levels upsample bilinearly
-        cfg = MobileUNetConfig(full_res_block=head, upsampling="bilinear")
-    else:
-        cfg = MobileUNetConfig(full_res_block=head, half_res_block=half)
+    cfg = MobileUNetConfig(**options)
     model = build_mobile_unet(cfg)  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
