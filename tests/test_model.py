@@ -95,7 +95,6 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
         (96, 160, {}),
         (96, 160, {"full_res_block": "conv"}),
         (96, 160, {"full_res_block": "conv", "half_res_block": "conv"}),
-        (64, 96, {"full_res_block": "conv", "upsampling": "bilinear"}),
     ],
 )
 def test_pretrained_unet_is_fully_convolutional(h, w, options):
@@ -118,8 +117,6 @@ def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
         build_mobile_unet(MobileUNetConfig(full_res_block="dense"))
     with pytest.raises(ValueError, match="half_res_block"):
         build_mobile_unet(MobileUNetConfig(full_res_block="conv", half_res_block="dense"))
-    with pytest.raises(ValueError, match="upsampling"):
-        build_mobile_unet(MobileUNetConfig(upsampling="cubic"))
     with pytest.raises(ValueError, match="needs full_res_block='conv'"):
         build_mobile_unet(MobileUNetConfig(full_res_block="separable", half_res_block="conv"))
     with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):

@@ -41,7 +41,6 @@ class TrainConfig:
     stem_width: int = 8  # mobile_unet: full-resolution stem channels
     full_res_block: str = "conv"  # mobile_unet: stride-1 level, separable or conv (classic U-Net's)
     half_res_block: str = "separable"  # mobile_unet: stride-2 level, separable or conv (with an image path)
-    decoder_upsampling: str = "nearest"  # mobile_unet: separable levels' 2x upsampling, nearest or bilinear
     half_width: int = 16  # mobile_unet: channels of the image path at stride 2 (half_res_block=conv)
     base_width: int = 8  # classic U-Net only
     depth: int = 4  # classic U-Net only
@@ -98,7 +97,6 @@ class TrainConfig:
             full_res_block=self.full_res_block,
             half_res_block=self.half_res_block,
             half_width=self.half_width,
-            upsampling=self.decoder_upsampling,
             weights=self.encoder_weights,
         )
 

@@ -1,7 +1,7 @@
 """A U-Net on a pretrained MobileNetV2 encoder with a light decoder, sized for a 2-core CPU.
 
 Encoder: torchvision's MobileNetV2 features up to block 17 (strides 2..32; the 1280-channel head is
-dropped). Decoder: per level, nearest (or bilinear) 2x upsampling,
+dropped). Decoder: per level, nearest 2x upsampling,
 concatenation with the encoder's skip, and a depthwise-separable 3x3 block (BatchNorm, ReLU). A small
 full-resolution stem (one 3x3 conv on the normalised image) gives the last level the photo's own edges,
 which Carvana's fine boundaries need. `half_res_block="conv"` also builds the stride-2 level as the classic
@@ -35,7 +35,6 @@ class MobileUNetConfig:
     # channels of the image path at stride 2.
     half_res_block: str = "separable"
     half_width: int = 16
-    upsampling: str = "nearest"  # the separable levels' 2x upsampling: nearest or bilinear
     num_classes: int = 1
     in_channels: int = 3
     bn_momentum: float = 0.9
@@ -82,8 +81,6 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
         raise ValueError(f"half_res_block must be 'separable' or 'conv', not {config.half_res_block!r}")
     if config.half_res_block == "conv" and config.full_res_block != "conv":
         raise ValueError("half_res_block='conv' needs full_res_block='conv' (the image path starts there)")
-    if config.upsampling not in ("nearest", "bilinear"):
-        raise ValueError(f"upsampling must be 'nearest' or 'bilinear', not {config.upsampling!r}")
     if input_size is not None:
         check_input_size(*input_size, DEPTH)
     h, w = input_size if input_size is not None else (None, None)
@@ -112,7 +109,7 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
             x = _conv_bn_relu(x, filters, name + "_a", momentum)
             x = _conv_bn_relu(x, filters, name + "_b", momentum)
             continue
-        x = layers.UpSampling2D(2, interpolation=config.upsampling, name=name + "_up")(x)
+        x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_up")(x)
         x = layers.Concatenate(name=name + "_cat")([x, skip])
         x = _separable_block(x, filters, name, momentum)
 
