@@ -112,3 +112,13 @@ def test_phone_formats_decode_with_their_orientation(fmt):
     assert photo.size == (120, 80)
     red = np.asarray(photo.image)[..., 0] > 150
     assert (red == mask.astype(bool)).mean() > 0.95
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 127 / 255, 0.999, 1.0, -0.1])
+def test_threshold_u8_is_prob_greater_than_threshold(threshold):
+    from carmask.preprocess import threshold_u8
+
+    prob = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    mask = threshold_u8(prob, threshold)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    assert np.array_equal(mask, (prob.astype(np.float64) > threshold * 255.0).astype(np.uint8))
