@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from carmask.metrics import per_image_scores
-from training.losses import bce, bce_dice, dice_loss
+from training.losses import bce, bce_dice, boundary_bce_dice, dice_loss
 from training.model.unet import UNetConfig, build_unet, check_input_size
 
 
@@ -44,7 +44,7 @@ def test_losses_are_zero_for_perfect_and_large_for_wrong_predictions():
     y = np.zeros((2, 8, 8, 1), np.float32)
     y[:, 2:6, 2:6] = 1
     perfect, wrong = y.copy(), 1 - y
-    for fn in (bce, dice_loss, bce_dice):
+    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice):
         good = float(keras.ops.convert_to_numpy(fn(y, perfect)))
         bad = float(keras.ops.convert_to_numpy(fn(y, wrong)))
         assert good < 0.05 and bad > 0.9
@@ -71,9 +71,26 @@ def test_losses_ignore_pixels_labelled_255_on_known_values():
     assert float(keras.ops.convert_to_numpy(dice_loss(y, p))) == pytest.approx(1 - 2 / 3, rel=1e-5)
     flipped = p.copy()
     flipped[0, 0, 2:] = 1 - flipped[0, 0, 2:]  # change only ignored pixels: the loss must not move
-    for fn in (bce, dice_loss, bce_dice):
+    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice):
         a, b = (float(keras.ops.convert_to_numpy(fn(y, q))) for q in (p, flipped))
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_boundary_loss_weighs_the_pixels_near_the_edge_on_known_values():
+    from training.losses import BOUNDARY_WEIGHT, boundary_band
+
+    y = np.zeros((1, 1, 12, 1), np.float32)
+    y[0, 0, 6:] = 1  # one edge between pixels 5 and 6: the band is pixels 4..7 (within 2 px)
+    band = keras.ops.convert_to_numpy(boundary_band(keras.ops.convert_to_tensor(y)))[0, 0, :, 0]
+    assert band.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+    # One wrong pixel (p = 0.5 where y = 0) costs log 2 / total weight: more when it is on the band.
+    p = np.where(y > 0, 1.0 - 1e-7, 1e-7).astype(np.float32)
+    near, far = p.copy(), p.copy()
+    near[0, 0, 5], far[0, 0, 0] = 0.5, 0.5
+    total = 8 + 4 * BOUNDARY_WEIGHT
+    bce_part = [float(keras.ops.convert_to_numpy(boundary_bce_dice(y, q) - dice_loss(y, q))) for q in (near, far)]
+    assert bce_part[0] == pytest.approx(BOUNDARY_WEIGHT * np.log(2) / total, rel=1e-3)
+    assert bce_part[1] == pytest.approx(np.log(2) / total, rel=1e-3)
 
 
 def test_metrics_leave_ignored_pixels_out_on_known_values():
