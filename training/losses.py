@@ -27,12 +27,21 @@ def _split(y_true, y_pred):
     return y * valid, valid
 
 
-@keras.saving.register_keras_serializable(package="carmask")
-def bce(y_true, y_pred):
+def _bce_terms(y_true, y_pred):
+    """(per-pixel BCE, label 0/1, valid 0/1) on probabilities clipped away from 0 and 1."""
     p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
     y, valid = _split(y_true, p)
-    per_pixel = -(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p))
-    return ops.sum(per_pixel * valid) / ops.maximum(ops.sum(valid), 1.0)
+    return -(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p)), y, valid
+
+
+def _weighted_mean(values, weight):
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+def bce(y_true, y_pred):
+    per_pixel, _, valid = _bce_terms(y_true, y_pred)
+    return _weighted_mean(per_pixel, valid)
 
 
 @keras.saving.register_keras_serializable(package="carmask")
@@ -65,11 +74,9 @@ def boundary_band(y):
 def boundary_bce_dice(y_true, y_pred):
     """BCE with the pixels near the car's edge weighted BOUNDARY_WEIGHT times, plus soft Dice: the studio
     photos' remaining error lies within 2 px of the true boundary."""
-    p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
-    y, valid = _split(y_true, p)
+    per_pixel, y, valid = _bce_terms(y_true, y_pred)
     weight = valid * (1.0 + (BOUNDARY_WEIGHT - 1.0) * boundary_band(y))
-    per_pixel = -(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p))
-    return ops.sum(per_pixel * weight) / ops.maximum(ops.sum(weight), 1.0) + dice_loss(y_true, y_pred)
+    return _weighted_mean(per_pixel, weight) + dice_loss(y_true, y_pred)
 
 
 def _one_hot_valid(y_true, y_pred):
