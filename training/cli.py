@@ -79,8 +79,15 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     from training.data.mixture import available_sets, held_out_photos
     from training.data.reader import read_carvana
     from training.data.split import read_split
-    from training.evaluate import EvalConfig, evaluate, load_predictor, print_summary, summary, write_reports
-    from training.export import run_image_size
+    from training.evaluate import (
+        EvalConfig,
+        evaluate,
+        load_predictor,
+        print_summary,
+        run_image_size,
+        summary,
+        write_reports,
+    )
 
     if args.run_dir is None and args.data_dir is None:
         parser.error("give --run-dir (its held-out data) or --data-dir (all labelled photos of a Carvana folder)")

@@ -56,13 +56,21 @@ class KerasPredictor:
         return prob
 
 
+def _run_config(run_dir: Path | None) -> dict:
+    """A run's config.json, {} when there is none."""
+    config_file = run_dir / "config.json" if run_dir else None
+    return json.loads(config_file.read_text()) if config_file is not None and config_file.is_file() else {}
+
+
 def run_normalisation(run_dir: Path | None) -> Normalisation:
     """The input normalisation a run trained with (config.json), pixel / 255 for runs that predate it."""
-    config_file = run_dir / "config.json" if run_dir else None
-    if config_file is None or not config_file.is_file():
-        return Normalisation()
-    data = json.loads(config_file.read_text()).get("normalisation")
+    data = _run_config(run_dir).get("normalisation")
     return Normalisation(data["scale"], tuple(data["mean"]), tuple(data["std"])) if data else Normalisation()
+
+
+def run_image_size(run_dir: Path | None) -> int:
+    """The side a run trained at (config.json), 256 for runs that do not say."""
+    return int(_run_config(run_dir).get("image_size", 256))
 
 
 def load_predictor(path: Path, flip_tta: bool = False, threads: int = 0, run_dir: Path | None = None):

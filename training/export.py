@@ -182,14 +182,6 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
     return info, arch
 
 
-def run_image_size(run_dir: Path | None) -> int:
-    """The side a run trained at (config.json), 256 for runs that do not say."""
-    config_file = run_dir / "config.json" if run_dir else None
-    if config_file is None or not config_file.is_file():
-        return 256
-    return int(json.loads(config_file.read_text()).get("image_size", 256))
-
-
 def run_input_spec(run_dir: Path, image_size: int) -> InputSpec:
     """The model's input as its run trained it: size, and the normalisation in config.json."""
     from training.evaluate import run_normalisation
@@ -222,7 +214,7 @@ def export(
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
     training, arch = training_summary(run_dir)
-    image_size = image_size or run_image_size(run_dir)
+    image_size = image_size or int(training.get("image_size", 256))  # the size the run trained at
     depth = int(arch.get("depth", 4))
     onnx_path = out_dir / f"{name}.onnx"
     convert(model, onnx_path, opset)
