@@ -112,6 +112,7 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
         (96, 160, {}),
         (96, 160, {"full_res_block": "conv"}),
         (96, 160, {"full_res_block": "conv", "half_res_block": "conv"}),
+        (96, 160, {"full_res_block": "conv", "upsampling": "bilinear"}),
     ],
 )
 def test_pretrained_unet_is_fully_convolutional(h, w, options):
@@ -121,6 +122,20 @@ def test_pretrained_unet_is_fully_convolutional(h, w, options):
     model = build_mobile_unet(cfg)  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
+
+
+def test_bilinear_smoothing_is_bilinear_upsampling_inside_the_map():
+    from training.model.mobile_unet import _bilinear_smooth
+
+    rng = np.random.default_rng(0)
+    small = rng.random((1, 8, 10, 3)).astype(np.float32)
+    inputs = keras.Input((8, 10, 3))
+    up = keras.layers.UpSampling2D(2, interpolation="nearest")(inputs)
+    model = keras.Model(inputs, _bilinear_smooth(up, "smooth"))
+    ours = keras.ops.convert_to_numpy(model(small))
+    reference = keras.ops.convert_to_numpy(keras.ops.image.resize(small, (16, 20), interpolation="bilinear"))
+    np.testing.assert_allclose(ours[:, 1:-1, 1:-1], reference[:, 1:-1, 1:-1], atol=1e-5)
+    assert not model.get_layer("smooth").trainable
 
 
 def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
@@ -136,6 +151,8 @@ def test_pretrained_unet_rejects_bad_inputs_and_missing_weights(tmp_path):
         build_mobile_unet(MobileUNetConfig(full_res_block="conv", half_res_block="dense"))
     with pytest.raises(ValueError, match="needs full_res_block='conv'"):
         build_mobile_unet(MobileUNetConfig(full_res_block="separable", half_res_block="conv"))
+    with pytest.raises(ValueError, match="upsampling"):
+        build_mobile_unet(MobileUNetConfig(upsampling="bicubic"))
     with pytest.raises(FileNotFoundError, match="carmask-weights fetch mobilenet_v2"):
         build_mobile_unet(MobileUNetConfig(weights=tmp_path / "missing.npz"))
 

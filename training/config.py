@@ -42,6 +42,7 @@ class TrainConfig:
     full_res_block: str = "conv"  # mobile_unet: stride-1 level, separable or conv (classic U-Net's)
     half_res_block: str = "separable"  # mobile_unet: stride-2 level, separable or conv (with an image path)
     half_width: int = 16  # mobile_unet: channels of the image path at stride 2 (half_res_block=conv)
+    upsampling: str = "nearest"  # mobile_unet: decoder 2x upsampling, nearest or bilinear
     base_width: int = 8  # classic U-Net only
     depth: int = 4  # classic U-Net only
     batchnorm: bool = True  # classic U-Net only
@@ -97,6 +98,7 @@ class TrainConfig:
             full_res_block=self.full_res_block,
             half_res_block=self.half_res_block,
             half_width=self.half_width,
+            upsampling=self.upsampling,
             weights=self.encoder_weights,
         )
 
@@ -125,6 +127,7 @@ HELP = {
     "architecture": "unet (classic U-Net from scratch) or mobile_unet (ImageNet MobileNetV2 encoder)",
     "full_res_block": "mobile_unet's finest level: separable (light) or conv (two 3x3 convs, sharper edges)",
     "half_res_block": "mobile_unet's stride-2 level: separable or conv (classic, with a half-resolution image path)",
+    "upsampling": "mobile_unet's decoder 2x upsampling: nearest, or bilinear (a fixed smoothing filter after it)",
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",

@@ -7,6 +7,8 @@ full-resolution stem (one 3x3 conv on the normalised image) gives the last level
 which Carvana's fine boundaries need. `half_res_block="conv"` also builds the stride-2 level as the classic
 U-Net's (a two-conv image path at half resolution beside the encoder's skip, transposed convolution up, two
 full 3x3 convolutions): the encoder's stride-2 features are semantic, and studio boundaries are decided there.
+`upsampling="bilinear"` smooths each nearest 2x upsampling into bilinear with a fixed depthwise filter
+(Keras' own bilinear resize does not convert to ONNX with dynamic shapes).
 Fully convolutional: any height and width divisible by 32.
 """
 
@@ -35,6 +37,9 @@ class MobileUNetConfig:
     # channels of the image path at stride 2.
     half_res_block: str = "separable"
     half_width: int = 16
+    # Decoder 2x upsampling at the separable levels: "nearest" or "bilinear" (nearest, then a fixed
+    # [1,2,1]x[1,2,1]/16 depthwise filter: half-pixel bilinear inside the map, and a plain ONNX Conv).
+    upsampling: str = "nearest"
     num_classes: int = 1
     in_channels: int = 3
     bn_momentum: float = 0.9
@@ -69,6 +74,18 @@ def _conv_bn_relu(x, filters: int, name: str, momentum: float):
     return layers.ReLU(name=name + "_relu")(x)
 
 
+def _bilinear_smooth(x, name: str):
+    """After nearest 2x upsampling, [1,2,1]/4 along each axis gives bilinear interpolation (half-pixel)."""
+    import numpy as np
+
+    smooth = layers.DepthwiseConv2D(3, padding="same", use_bias=False, trainable=False, name=name)
+    x = smooth(x)
+    taps = np.array([1.0, 2.0, 1.0]) / 4.0
+    kernel = np.outer(taps, taps)[:, :, None, None] * np.ones((1, 1, x.shape[-1], 1))
+    smooth.set_weights([kernel.astype("float32")])
+    return x
+
+
 def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | None = None) -> keras.Model:
     """Build the model; loads the ImageNet encoder weights when `config.weights` names them."""
     from training.model.unet import check_input_size
@@ -81,6 +98,8 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
         raise ValueError(f"half_res_block must be 'separable' or 'conv', not {config.half_res_block!r}")
     if config.half_res_block == "conv" and config.full_res_block != "conv":
         raise ValueError("half_res_block='conv' needs full_res_block='conv' (the image path starts there)")
+    if config.upsampling not in ("nearest", "bilinear"):
+        raise ValueError(f"upsampling must be 'nearest' or 'bilinear', not {config.upsampling!r}")
     if input_size is not None:
         check_input_size(*input_size, DEPTH)
     h, w = input_size if input_size is not None else (None, None)
@@ -110,6 +129,8 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
             x = _conv_bn_relu(x, filters, name + "_b", momentum)
             continue
         x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_up")(x)
+        if config.upsampling == "bilinear":
+            x = _bilinear_smooth(x, name + "_smooth")
         x = layers.Concatenate(name=name + "_cat")([x, skip])
         x = _separable_block(x, filters, name, momentum)
 
