@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from carmask.metrics import per_image_scores
-from training.losses import bce, bce_dice, boundary_bce_dice, dice_loss
+from training.losses import bce, bce_dice, bce_lovasz, boundary_bce_dice, dice_loss, lovasz_loss
 from training.model.unet import UNetConfig, build_unet, check_input_size
 
 
@@ -44,7 +44,7 @@ def test_losses_are_zero_for_perfect_and_large_for_wrong_predictions():
     y = np.zeros((2, 8, 8, 1), np.float32)
     y[:, 2:6, 2:6] = 1
     perfect, wrong = y.copy(), 1 - y
-    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice):
+    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice, lovasz_loss, bce_lovasz):
         good = float(keras.ops.convert_to_numpy(fn(y, perfect)))
         bad = float(keras.ops.convert_to_numpy(fn(y, wrong)))
         assert good < 0.05 and bad > 0.9
@@ -71,7 +71,7 @@ def test_losses_ignore_pixels_labelled_255_on_known_values():
     assert float(keras.ops.convert_to_numpy(dice_loss(y, p))) == pytest.approx(1 - 2 / 3, rel=1e-5)
     flipped = p.copy()
     flipped[0, 0, 2:] = 1 - flipped[0, 0, 2:]  # change only ignored pixels: the loss must not move
-    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice):
+    for fn in (bce, dice_loss, bce_dice, boundary_bce_dice, lovasz_loss, bce_lovasz):
         a, b = (float(keras.ops.convert_to_numpy(fn(y, q))) for q in (p, flipped))
         assert a == pytest.approx(b, abs=1e-6)
 
@@ -91,6 +91,22 @@ def test_boundary_loss_weighs_the_pixels_near_the_edge_on_known_values():
     bce_part = [float(keras.ops.convert_to_numpy(boundary_bce_dice(y, q) - dice_loss(y, q))) for q in (near, far)]
     assert bce_part[0] == pytest.approx(BOUNDARY_WEIGHT * np.log(2) / total, rel=1e-3)
     assert bce_part[1] == pytest.approx(np.log(2) / total, rel=1e-3)
+
+
+def test_lovasz_loss_is_one_minus_iou_on_hard_predictions_and_leaves_ignored_pixels_out():
+    y = np.array([1, 1, 0, 255, 255, 0], np.float32).reshape(1, 1, 6, 1)
+    p = np.array([1, 0, 1, 1, 1, 0], np.float32).reshape(1, 1, 6, 1)  # TP 1, FN 1, FP 1 where valid
+    assert float(keras.ops.convert_to_numpy(lovasz_loss(y, p))) == pytest.approx(1 - 1 / 3, rel=1e-6)
+    # Soft: errors sorted (FP 1.0, then the car pixel's 1 - p) weigh the IoU's steps 1/3 and 1/3.
+    for guess in (0.3, 0.6):
+        soft = p.copy()
+        soft[0, 0, 1] = guess
+        expected = (1.0 + (1.0 - guess)) / 3
+        assert float(keras.ops.convert_to_numpy(lovasz_loss(y, soft))) == pytest.approx(expected, rel=1e-5)
+    # Two images: the mean of their losses; an empty truth with a clean prediction costs nothing.
+    y2 = np.concatenate([y, np.zeros_like(y)])
+    p2 = np.concatenate([p, np.zeros_like(p)])
+    assert float(keras.ops.convert_to_numpy(lovasz_loss(y2, p2))) == pytest.approx((1 - 1 / 3) / 2, rel=1e-6)
 
 
 def test_metrics_leave_ignored_pixels_out_on_known_values():

@@ -1,4 +1,4 @@
-"""Segmentation losses in backend-neutral `keras.ops`: BCE, soft Dice, BCE + Dice; and their multi-class kin.
+"""Segmentation losses in backend-neutral `keras.ops`: BCE, soft Dice, Lovasz, their sums; and multi-class kin.
 
 The binary losses take probabilities (the model ends in a sigmoid) of shape (N, H, W, 1)
 and return the mean over the batch. Dice is computed per image, then averaged,
@@ -79,6 +79,33 @@ def boundary_bce_dice(y_true, y_pred):
     return _weighted_mean(per_pixel, weight) + dice_loss(y_true, y_pred)
 
 
+@keras.saving.register_keras_serializable(package="carmask")
+def lovasz_loss(y_true, y_pred):
+    """The Lovasz extension of 1 - IoU (Berman et al. 2018, the binary Lovasz-softmax), per image, averaged.
+
+    Pixel errors |label - p| sorted from the largest, weighted by the IoU's marginal loss as each pixel turns
+    wrong; on 0/1 predictions it equals 1 - IoU exactly. Ignored pixels get error -1: sorted last, they add
+    nothing.
+    """
+    y, valid = _split(y_true, y_pred)
+    batch = ops.shape(y_pred)[0]
+    errors = ops.reshape(ops.abs(y_pred * valid - y) * valid - (1.0 - valid), (batch, -1))
+    y = ops.reshape(y, (batch, -1))
+    order = ops.argsort(-errors, axis=1)
+    errors = ops.take_along_axis(errors, order, axis=1)
+    y = ops.take_along_axis(y, order, axis=1)
+    total = ops.sum(y, axis=1, keepdims=True)
+    jaccard = 1.0 - (total - ops.cumsum(y, axis=1)) / (total + ops.cumsum(1.0 - y, axis=1))
+    marginal = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
+    return ops.mean(ops.sum(ops.relu(errors) * marginal, axis=1))
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+def bce_lovasz(y_true, y_pred):
+    """BCE + the Lovasz IoU loss: for fine-tuning a BCE + Dice model towards the IoU it is judged by."""
+    return bce(y_true, y_pred) + lovasz_loss(y_true, y_pred)
+
+
 def _one_hot_valid(y_true, y_pred):
     """(one-hot labels (N, H, W, K) zero on ignored pixels, valid (N, H, W, 1)) as the prediction's dtype."""
     classes = y_pred.shape[-1]
@@ -139,6 +166,8 @@ LOSSES = {
     "dice": dice_loss,
     "bce_dice": bce_dice,
     "boundary_bce_dice": boundary_bce_dice,
+    "lovasz": lovasz_loss,
+    "bce_lovasz": bce_lovasz,
     "ce": categorical_ce,
     "multiclass_dice": multiclass_dice_loss,
     "ce_dice": categorical_ce_dice,
