@@ -60,6 +60,7 @@ def test_manifest_is_complete_and_its_hash_matches(exported):
         "groups": {},
     }  # binary: no classes
     assert data["sha256"] == sha256_of(manifest.model_path)
+    assert data["training"]["checkpoint"].endswith(".keras")  # which of the run's checkpoints this is
     assert data["speed"]["median_ms_one_image"] > 0
     assert data["architecture"]["onnx_vs_keras_max_abs_diff"] <= 1e-4
     assert load_manifest(manifest.path).sha256 == data["sha256"]

@@ -214,6 +214,7 @@ def export(
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
     training, arch = training_summary(run_dir)
+    training["checkpoint"] = checkpoint.name  # best.keras (best_epoch) or last.keras (epochs_run)
     image_size = image_size or int(training.get("image_size", 256))  # the size the run trained at
     depth = int(arch.get("depth", 4))
     onnx_path = out_dir / f"{name}.onnx"
