@@ -21,7 +21,7 @@ $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[service,cpu,client,training,bulk,dev]'
 	touch $@ $(VENV)/.service-installed
 
-# The default model (carmask-unet, see models/README.md) and, by name, every other model in models/ (carmask-v2).
+# The default model (carmask-v2, see models/README.md) and, by name, every other model in models/ (carmask-unet).
 run: $(VENV)/.service-installed
 	CARMASK_MODELS=$${CARMASK_MODELS-models} $(BIN)/carmask-serve
 
@@ -40,7 +40,9 @@ weights: $(VENV)/.all-installed
 
 # carmask-v2's recipe (see models/README.md): stage 1 is the defaults of training/config.py; stage 2
 # fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
-# mild augmentation and a low learning rate.
+# mild augmentation and a low learning rate; stages 4-7 at 320x320: the same mixture, then bilinear decoder
+# upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana.
+# 2.2.0 is runs/v2lzc/last.keras: carmask-export runs/v2lzc/last.keras --version 2.2.0 --report <its eval>.
 train: weights
 	$(BIN)/carmask-train --run-dir runs/v2
 	$(BIN)/carmask-train --run-dir runs/v2ft --init-from runs/v2/last.keras --epochs 8 --learning-rate 3e-4 \
@@ -48,9 +50,21 @@ train: weights
 	$(BIN)/carmask-train --run-dir runs/v2s3 --init-from runs/v2ft/best.keras --epochs 6 --learning-rate 1e-4 \
 	    --min-learning-rate 1e-6 --cache-size 256 --augment mild \
 	    --sources carvana:0.6,composite:0.1,dsmlr:0.2,davis:0.05,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2r320 --init-from runs/v2s3/best.keras --epochs 10 --learning-rate 3e-4 \
+	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild \
+	    --sources carvana:0.6,composite:0.1,dsmlr:0.2,davis:0.05,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2b320 --init-from runs/v2r320/best.keras --epochs 8 --learning-rate 2e-4 \
+	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    --loss boundary_bce_dice --sources carvana:0.65,composite:0.1,dsmlr:0.15,davis:0.05,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2lz --init-from runs/v2b320/last.keras --epochs 5 --learning-rate 5e-5 \
+	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    --loss bce_lovasz --sources carvana:0.65,composite:0.1,dsmlr:0.15,davis:0.05,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2lzc --init-from runs/v2lz/best.keras --epochs 6 --learning-rate 5e-5 \
+	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    --loss bce_lovasz --sources carvana:0.75,composite:0.07,dsmlr:0.1,davis:0.03,negatives:0.05
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2s3 --out runs/v2s3/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2lzc --out runs/v2lzc/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
@@ -61,7 +75,7 @@ benchmark: $(VENV)/.all-installed
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2s3
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2lzc
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out
