@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # The shipped model in a source checkout; containers and installs point CARMASK_MODEL elsewhere.
 DEFAULT_MODEL = Path(
-    os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-unet.json")
+    os.environ.get("CARMASK_MODEL", Path(__file__).resolve().parent.parent / "models" / "carmask-v2.json")
 )
 
 

@@ -17,8 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from tests.fixtures import make_red_model
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "carvana"
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "carmask-unet.json"  # the default
-V2_MODEL = Path(__file__).resolve().parents[1] / "models" / "carmask-v2.json"  # served by name
+V2_MODEL = Path(__file__).resolve().parents[1] / "models" / "carmask-v2.json"  # the default
+SHIPPED_MODEL = V2_MODEL
+V1_MODEL = Path(__file__).resolve().parents[1] / "models" / "carmask-unet.json"  # served by name
 
 needs_real_data = pytest.mark.skipif(not (REAL_DATA / "train").is_dir(), reason="needs ../shared/data/carvana")
 

@@ -26,7 +26,7 @@ def test_dockerfiles_install_existing_extras_and_ship_the_model():
         assert f'"carmask[{extras}]"' in text
         assert all(e in EXTRAS for e in extras.split(","))
         assert "COPY models/ /app/models/" in text and "HEALTHCHECK" in text and "USER 10001" in text
-        assert "CARMASK_MODEL=/app/models/carmask-unet.json" in text and "CARMASK_MODELS=/app/models" in text
+        assert "CARMASK_MODEL=/app/models/carmask-v2.json" in text and "CARMASK_MODELS=/app/models" in text
     assert (ROOT / "models" / "carmask-unet.json").is_file() and (ROOT / "models" / "carmask-v2.json").is_file()
 
 

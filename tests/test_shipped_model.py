@@ -1,4 +1,4 @@
-"""The shipped models: v1 (the default) and v2 (by name); their manifests hold, they segment real Carvana
+"""The shipped models: v2 (the default) and v1 (by name); their manifests hold, they segment real Carvana
 cars well, v2 segments ordinary photos well, and the service serves both by name."""
 
 import json
@@ -12,7 +12,7 @@ from carmask.manifest import load_manifest
 from carmask.metrics import per_image_scores
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.conftest import REAL_DATA, SHIPPED_MODEL, V2_MODEL, needs_real_data
+from tests.conftest import REAL_DATA, SHIPPED_MODEL, V1_MODEL, V2_MODEL, needs_real_data
 from tests.fixtures import encode, red_box_photo
 
 DSMLR = REAL_DATA.parent / "cars-outside" / "dsmlr"
@@ -21,11 +21,11 @@ pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="no shipped 
 
 
 def test_manifests_match_their_files_and_are_small_enough():
-    v1 = load_manifest(SHIPPED_MODEL)
+    v1 = load_manifest(V1_MODEL)
     assert v1.model_path.stat().st_size <= 50 * 1024 * 1024 and v1.metrics["dice_model"] >= 0.98
     v2 = load_manifest(V2_MODEL)
     assert v2.model_path.stat().st_size <= 50 * 1024 * 1024
-    assert v2.input.size == (256, 256) and v2.output.activation == "sigmoid"
+    assert v2.input.size == (320, 320) and v2.output.activation == "sigmoid"
     assert v2.input.mean == [0.485, 0.456, 0.406]  # ImageNet normalisation of the pretrained encoder
     assert v2.metrics["carvana"]["dice_original"] >= 0.98
     assert v2.metrics["dsmlr"]["iou_original"] >= 0.9  # ordinary photos, held out
@@ -40,7 +40,7 @@ def test_service_starts_on_the_shipped_model_by_default():
 
 
 @needs_real_data
-@pytest.mark.parametrize("model", [SHIPPED_MODEL, V2_MODEL], ids=["v1", "v2"])
+@pytest.mark.parametrize("model", [V1_MODEL, V2_MODEL], ids=["v1", "v2"])
 def test_segments_a_validation_car_at_full_resolution(model):
     from PIL import Image
 
@@ -54,14 +54,16 @@ def test_segments_a_validation_car_at_full_resolution(model):
         assert per_image_scores(mask[None], truth[None])["dice"][0] > 0.97
 
 
-def test_v2_is_served_by_name_beside_the_default():
+def test_v1_is_served_by_name_beside_the_default():
     settings = ServiceSettings(models=[SHIPPED_MODEL.parent])
     with TestClient(create_app(settings)) as client:
         listed = client.get("/models").json()
-        assert listed["default"] == load_manifest(SHIPPED_MODEL).name == "carmask-unet"
-        assert {"carmask-v2", "carmask-unet-int8"} <= {m["name"] for m in listed["models"]}
+        assert listed["default"] == load_manifest(SHIPPED_MODEL).name == "carmask-v2"
+        assert {"carmask-unet", "carmask-unet-int8"} <= {m["name"] for m in listed["models"]}
         data = encode(red_box_photo(320, 240)[0])
-        r = client.post("/segment", params={"model": "carmask-v2"}, files={"file": ("x.jpg", data)})
+        r = client.post("/segment", params={"model": "carmask-unet"}, files={"file": ("x.jpg", data)})
+        assert r.status_code == 200 and r.headers["x-model"] == "carmask-unet"
+        r = client.post("/segment", files={"file": ("x.jpg", data)})
         assert r.status_code == 200 and r.headers["x-model"] == "carmask-v2"
 
 
