@@ -24,7 +24,7 @@ runtime=(--runtime "${PODMAN_RUNTIME:-runc}")
 limits=(--ulimit nofile=8192:8192 --ulimit nproc=4096:4096)
 
 bash docker/base-image.sh "$base"
-[[ -d docker/wheelhouse ]] || bash docker/wheelhouse.sh
+bash docker/wheelhouse.sh  # every time: the carmask wheel and its pins must be this checkout's (pip caches)
 podman "${runtime[@]}" build --format docker "${limits[@]}" --build-arg BASE_IMAGE="$base" \
     -f docker/Dockerfile -t "$image" .
 podman image ls "$image"
