@@ -89,7 +89,7 @@ def lovasz_loss(y_true, y_pred):
     """
     y, valid = _split(y_true, y_pred)
     batch = ops.shape(y_pred)[0]
-    errors = ops.reshape(ops.abs(y_pred * valid - y) * valid - (1.0 - valid), (batch, -1))
+    errors = ops.reshape(ops.abs(y_pred - y) * valid - (1.0 - valid), (batch, -1))
     y = ops.reshape(y, (batch, -1))
     order = ops.argsort(-errors, axis=1)
     errors = ops.take_along_axis(errors, order, axis=1)
