@@ -42,7 +42,9 @@ weights: $(VENV)/.all-installed
 # fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
 # mild augmentation and a low learning rate; stages 4-7 at 320x320: the same mixture, then bilinear decoder
 # upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana.
-# 2.2.0 is runs/v2lzc/last.keras: carmask-export runs/v2lzc/last.keras --version 2.2.0 --report <its eval>.
+# 2.2.0 is runs/v2lzc/last.keras: carmask-export it, then carmask-evaluate the ONNX with --record.
+# Stages 4-7 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
+AT320 := --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild
 train: weights
 	$(BIN)/carmask-train --run-dir runs/v2
 	$(BIN)/carmask-train --run-dir runs/v2ft --init-from runs/v2/last.keras --epochs 8 --learning-rate 3e-4 \
@@ -51,16 +53,16 @@ train: weights
 	    --min-learning-rate 1e-6 --cache-size 256 --augment mild \
 	    --sources carvana:0.6,composite:0.1,dsmlr:0.2,davis:0.05,negatives:0.05
 	$(BIN)/carmask-train --run-dir runs/v2r320 --init-from runs/v2s3/best.keras --epochs 10 --learning-rate 3e-4 \
-	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild \
+	    $(AT320) \
 	    --sources carvana:0.6,composite:0.1,dsmlr:0.2,davis:0.05,negatives:0.05
 	$(BIN)/carmask-train --run-dir runs/v2b320 --init-from runs/v2r320/best.keras --epochs 8 --learning-rate 2e-4 \
-	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    $(AT320) --upsampling bilinear \
 	    --loss boundary_bce_dice --sources carvana:0.65,composite:0.1,dsmlr:0.15,davis:0.05,negatives:0.05
 	$(BIN)/carmask-train --run-dir runs/v2lz --init-from runs/v2b320/last.keras --epochs 5 --learning-rate 5e-5 \
-	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    $(AT320) --upsampling bilinear \
 	    --loss bce_lovasz --sources carvana:0.65,composite:0.1,dsmlr:0.15,davis:0.05,negatives:0.05
 	$(BIN)/carmask-train --run-dir runs/v2lzc --init-from runs/v2lz/best.keras --epochs 6 --learning-rate 5e-5 \
-	    --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild --upsampling bilinear \
+	    $(AT320) --upsampling bilinear \
 	    --loss bce_lovasz --sources carvana:0.75,composite:0.07,dsmlr:0.1,davis:0.03,negatives:0.05
 
 evaluate: $(VENV)/.all-installed
