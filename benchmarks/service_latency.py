@@ -22,7 +22,7 @@ from _common import machine, percentile, rss_mb, running_service, test_photos
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import mask_png, rle_record
-from carmask.preprocess import resize_image, threshold_u8, upsample_probabilities
+from carmask.preprocess import threshold_u8, upsample_probabilities
 
 
 def stage_breakdown(photos: list[tuple[str, bytes]], threads: int = 0, rounds: int = 3) -> dict[str, float]:
@@ -34,11 +34,11 @@ def stage_breakdown(photos: list[tuple[str, bytes]], threads: int = 0, rounds: i
             t0 = time.perf_counter()
             photo = open_photo(data, draft_size=seg.input_size)
             t1 = time.perf_counter()
-            pixels = resize_image(photo.image, seg.input_size)
+            pixels = seg.fit.pixels(photo.image)
             t2 = time.perf_counter()
             prob = seg.probabilities(pixels[None])[0]
             t3 = time.perf_counter()
-            mask = threshold_u8(upsample_probabilities(prob, photo.size), seg.threshold)
+            mask = threshold_u8(upsample_probabilities(seg.fit.content(prob, photo.size), photo.size), seg.threshold)
             t4 = time.perf_counter()
             mask_png(mask)
             t5 = time.perf_counter()

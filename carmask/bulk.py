@@ -22,7 +22,7 @@ from carmask.files import expand_inputs, output_path, write_atomic
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.manifest import load_manifest
 from carmask.outputs import mask_png, rle_record
-from carmask.preprocess import load_for_model, probabilities_to_mask
+from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
 
 TABLE_COLUMNS = ("id", "path", "width", "height", "rle", "coverage", "model", "version", "error")
 
@@ -49,14 +49,14 @@ def done_ids(table_dir: Path) -> set[str]:
     return {i for i, e in zip(table["id"].to_pylist(), table["error"].to_pylist(), strict=True) if not e}
 
 
-def decode_batch(batch: dict, size: tuple[int, int]) -> dict:
+def decode_batch(batch: dict, fit: Fit) -> dict:
     """Ray task: photos to model-size pixels; an unreadable one keeps zeros and its error."""
     n = len(batch["path"])
-    pixels = np.zeros((n, size[1], size[0], 3), np.uint8)
+    pixels = np.zeros((n, fit.size[1], fit.size[0], 3), np.uint8)
     widths, heights, errors = np.zeros(n, np.int64), np.zeros(n, np.int64), []
     for i, path in enumerate(batch["path"]):
         try:
-            pixels[i], photo = load_for_model(path, size)
+            pixels[i], photo = load_for_model(path, fit)
             widths[i], heights[i] = photo.size
             errors.append("")
         except Exception as exc:  # noqa: BLE001 - recorded in the row, the job goes on
@@ -78,7 +78,8 @@ class SegmentActor:
         n, m = len(batch["path"]), self.segmenter.manifest
         rles, coverages = np.array([""] * n, dtype=object), np.zeros(n)
         for i, prob in zip(ok, probs, strict=True):
-            mask = probabilities_to_mask(prob, (int(batch["width"][i]), int(batch["height"][i])), m.threshold)
+            size = (int(batch["width"][i]), int(batch["height"][i]))
+            mask = probabilities_to_mask(self.segmenter.fit.content(prob, size), size, m.threshold)
             record = rle_record(mask)
             rles[i], coverages[i] = record["rle"], record["coverage"]
             if self.write_masks:
@@ -134,7 +135,7 @@ def run_bulk(
     # (reserving every CPU for actors deadlocks the pipeline: no decoded batch ever reaches them).
     actor_cpus = max(0.25, (total - 1) / max(1, actors))
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // batch_size, 200)))
-    ds = ds.map_batches(decode_batch, batch_size=batch_size, fn_kwargs={"size": model.input.size})
+    ds = ds.map_batches(decode_batch, batch_size=batch_size, fn_kwargs={"fit": model.input.fit})
     ds = ds.map_batches(
         SegmentActor,
         fn_constructor_kwargs={

@@ -16,7 +16,7 @@ import numpy as np
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest
-from carmask.preprocess import load_for_model, probabilities_to_mask
+from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
 from carmask.session import ModelSession
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ class Segmenter(ModelSession):
     @property
     def input_size(self) -> tuple[int, int]:
         return self.manifest.input.size
+
+    @property
+    def fit(self) -> Fit:
+        """How photos go into the model's input (squashed, or letterboxed outside the manifest's aspects)."""
+        return self.manifest.input.fit
 
     @property
     def threshold(self) -> float:
@@ -78,7 +83,7 @@ class Segmenter(ModelSession):
         loaded: list[tuple[int, np.ndarray, Photo]] = []
         for i, source in enumerate(sources):
             try:
-                loaded.append((i, *load_for_model(source, self.input_size, max_pixels)))
+                loaded.append((i, *load_for_model(source, self.fit, max_pixels)))
                 results.append(None)  # filled below
             except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
                 results.append(exc)
@@ -87,7 +92,7 @@ class Segmenter(ModelSession):
         t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
         for (i, _, photo), prob in zip(loaded, probs, strict=True):
-            results[i] = probabilities_to_mask(prob, photo.size, thr)
+            results[i] = probabilities_to_mask(self.fit.content(prob, photo.size), photo.size, thr)
         if seconds is not None:
             for key, spent in (("decode", t1 - t0), ("model", t2 - t1), ("upsample", time.perf_counter() - t2)):
                 seconds[key] = seconds.get(key, 0.0) + spent

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carmask.preprocess import Normalisation
+from carmask.preprocess import Fit, Normalisation
 
 
 class ManifestError(RuntimeError):
@@ -40,6 +40,15 @@ class InputSpec:
     multiple_of: int = 1  # sides are padded up to a multiple of this before the model (2**depth)
     min_side: int = 0  # patch sides accepted (0: unchecked)
     max_side: int = 0
+    # Photo models: [low, high] photo aspects (width / height) squashed to the input; photos outside are
+    # letterboxed to the nearest bound with the mean colour (carmask.preprocess.Fit). None: squash all.
+    aspect_range: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.aspect_range is not None:
+            low, high = self.aspect_range  # a wrong count raises ValueError too
+            if not 0 < low <= high:
+                raise ValueError(f"aspect_range needs 0 < low <= high, got {self.aspect_range}")
 
     @property
     def band_names(self) -> list[str]:
@@ -53,6 +62,13 @@ class InputSpec:
     def size(self) -> tuple[int, int]:
         """(width, height), Pillow's order."""
         return (self.width, self.height)
+
+    @property
+    def fit(self) -> Fit:
+        """How photos go into this input; letterbox padding is the colour the normalisation maps to zero."""
+        fill = tuple(int(min(255, max(0, round(m / self.scale)))) for m in self.mean[:3])
+        aspect = tuple(self.aspect_range) if self.aspect_range is not None else None
+        return Fit(self.size, aspect, fill)
 
 
 @dataclass
@@ -123,7 +139,7 @@ def load_manifest(path: str | Path, verify: bool = True) -> Manifest:
         data["input"] = InputSpec(**data.get("input", {}))
         data["output"] = OutputSpec(**data.get("output", {}))
         manifest = Manifest(**data, path=path)
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ManifestError(f"malformed manifest {path}: {exc}") from None
     if verify:
         model = manifest.model_path

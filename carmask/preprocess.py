@@ -39,14 +39,63 @@ def resize_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def load_for_model(source, size: tuple[int, int], max_pixels: int | None = None) -> tuple[np.ndarray, Photo]:
-    """Decode a photo (file path or bytes) and resize it to the model's input size.
+@dataclass(frozen=True)
+class Fit:
+    """How a photo of any aspect goes into the model's fixed input, and how the output comes back.
 
-    JPEGs decode in draft mode at the smallest scale still >= `size`, which is
+    A photo whose aspect (width / height) lies within `aspect_range` is squashed to the input size, as
+    training squashed Carvana's 3:2 and DSMLR's 1:1 photos. One outside it is letterboxed instead: resized
+    into the largest centred box of the nearest aspect in range, the rest filled with `fill` (the
+    normalisation mean, so the model sees zeros there), and the padding cropped off the output. Squashing
+    a 9:16 phone photo would stretch the car 2.7x wider than any car the model learnt from. With no
+    range every photo is squashed.
+    """
+
+    size: tuple[int, int]  # the model's input (width, height)
+    aspect_range: tuple[float, float] | None = None
+    fill: tuple[int, int, int] = (0, 0, 0)
+
+    def box(self, photo_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the photo inside the model's input, in input pixels."""
+        width, height = self.size
+        if self.aspect_range is None:
+            return 0, 0, width, height
+        low, high = self.aspect_range
+        aspect = photo_size[0] / photo_size[1]
+        if aspect < low:
+            inner = min(width, max(1, round(width * aspect / low)))
+            return (width - inner) // 2, 0, inner, height
+        if aspect > high:
+            inner = min(height, max(1, round(height * high / aspect)))
+            return 0, (height - inner) // 2, width, inner
+        return 0, 0, width, height
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """An RGB Pillow image to the model's (height, width, 3) uint8 input."""
+        x, y, w, h = self.box(image.size)
+        content = resize_image(image, (w, h))
+        if (w, h) == self.size:
+            return content
+        out = np.empty((self.size[1], self.size[0], 3), np.uint8)
+        out[:] = self.fill
+        out[y : y + h, x : x + w] = content
+        return out
+
+    def content(self, output: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
+        """The part of a model-size output (H, W, ...) that covers the photo: the padding cropped off."""
+        x, y, w, h = self.box(photo_size)
+        return output[y : y + h, x : x + w]
+
+
+def load_for_model(source, fit: Fit | tuple[int, int], max_pixels: int | None = None) -> tuple[np.ndarray, Photo]:
+    """Decode a photo (file path or bytes) and fit it to the model's input (a `Fit`, or a size to squash to).
+
+    JPEGs decode in draft mode at the smallest scale still >= the input size, which is
     several times faster than a full decode and is what the model was trained on.
     """
-    photo = open_photo(source, max_pixels=max_pixels, draft_size=size)
-    return resize_image(photo.image, size), photo
+    fit = fit if isinstance(fit, Fit) else Fit(tuple(fit))
+    photo = open_photo(source, max_pixels=max_pixels, draft_size=fit.size)
+    return fit.pixels(photo.image), photo
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -89,5 +138,6 @@ def threshold_u8(prob_u8: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def probabilities_to_mask(prob: np.ndarray, size: tuple[int, int], threshold: float = 0.5) -> np.ndarray:
-    """Model-resolution probabilities to a 0/1 mask at `size` (w, h)."""
+    """Model-resolution probabilities (the padding of a letterboxed photo already cropped off, see
+    `Fit.content`) to a 0/1 mask at `size` (w, h)."""
     return threshold_u8(upsample_probabilities(prob, size), threshold)

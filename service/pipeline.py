@@ -51,6 +51,7 @@ class Prepared:
     data: bytes
     pixels: np.ndarray  # (h, w, 3) uint8 at the model's size
     photo: Photo
+    box: tuple[int, int, int, int]  # (x, y, w, h): where the photo lies in the model's input (letterbox)
 
 
 @dataclass
@@ -79,8 +80,8 @@ class Stopwatch:
 
 def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int, watch: Stopwatch) -> Prepared:
     with watch.stage("decode"):
-        pixels, photo = load_for_model(data, segmenter.input_size, max_pixels)
-    return Prepared(name, data, pixels, photo)
+        pixels, photo = load_for_model(data, segmenter.fit, max_pixels)
+    return Prepared(name, data, pixels, photo, segmenter.fit.box(photo.size))
 
 
 def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) -> np.ndarray:
@@ -90,6 +91,8 @@ def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) 
 
 def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch) -> Result:
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
+        x, y, w, h = prepared.box
+        prob = prob[y : y + h, x : x + w]  # a letterboxed photo's padding off
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
         prob_u8 = upsample_probabilities(prob, target)
         mask = threshold_u8(prob_u8, threshold)

@@ -42,8 +42,12 @@ def fixture_identity(name: str, onnx_path: Path) -> dict:
             "created": "2026-01-01T00:00:00+00:00"}  # fmt: skip
 
 
-def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: str = "NHWC") -> Path:
-    """Write `<name>.onnx` + `<name>.json` into `directory`; returns the manifest path."""
+def make_red_model(
+    directory: Path, name: str = "red", size: int = 64, layout: str = "NHWC", aspect_range: list | None = None
+) -> Path:
+    """Write `<name>.onnx` + `<name>.json` into `directory`; returns the manifest path.
+
+    Red pixels are car, anything else (the black letterbox fill included) background."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -63,7 +67,7 @@ def make_red_model(directory: Path, name: str = "red", size: int = 64, layout: s
     onnx_path = save_graph(graph, directory, name)
     manifest = Manifest(
         **fixture_identity(name, onnx_path),
-        input=InputSpec(layout=layout, height=size, width=size),
+        input=InputSpec(layout=layout, height=size, width=size, aspect_range=aspect_range),
         output=OutputSpec(),
         threshold=0.5,
         training={"data": "none: hand-built test model"},

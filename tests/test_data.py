@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from carmask.preprocess import Fit
 from tests.conftest import REAL_DATA, needs_real_data
 from tests.fixtures import make_carvana, red_box_photo
 from training.data.augment import PRESETS, AugmentConfig, augment, preset
 from training.data.cache import load_arrays
 from training.data.reader import DatasetError, load_mask, read_carvana
+from training.data.sources.base import IGNORE
 from training.data.split import read_split, split_by_car, write_split
 
 
@@ -75,6 +77,18 @@ def test_cache_decodes_once_and_reuses(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
     again, _ = load_arrays(samples, (32, 32), tmp_path / "cache", workers=1)
     assert np.array_equal(images, again)
+
+
+def test_a_letterboxing_fit_pads_photos_and_ignores_the_padding_in_labels(tmp_path):
+    samples = read_carvana(make_carvana(tmp_path / "data", cars=1, views=2))
+    fit = Fit((32, 32), (0.5, 1.0), fill=(7, 8, 9))  # the 3:2 photos are wider than 1:1: padded above and below
+    _, y, _, h = fit.box(Image.open(samples[0].image_path).size)
+    assert h < 32
+    images, masks = load_arrays(samples, fit, tmp_path / "cache", workers=1)
+    assert (images[:, :y] == (7, 8, 9)).all() and (masks[:, :y] == IGNORE).all()
+    assert set(np.unique(masks[:, y : y + h])) <= {0, 1}
+    squashed, _ = load_arrays(samples, (32, 32), tmp_path / "cache", workers=1)
+    assert not np.array_equal(images, squashed)  # its own cache entry
 
 
 @pytest.mark.parametrize("name", ["original", "mild"])

@@ -13,7 +13,7 @@ from carmask import rle
 from carmask.manifest import ManifestError
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.fixtures import encode, red_box_photo, rewrite_manifest
+from tests.fixtures import encode, make_red_model, red_box_photo, rewrite_manifest
 from tests.test_imaging import exif_rotated_jpeg
 
 
@@ -271,3 +271,14 @@ def test_service_never_imports_tensorflow():
     code = "import sys, service.app; print(sorted({'tensorflow', 'keras', 'tf2onnx'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_letterboxing_model_answers_portrait_photos_at_their_size(tmp_path):
+    """The service crops a letterboxed photo's padding off: the mask lines up at full size and at model size."""
+    model = make_red_model(tmp_path, size=64, aspect_range=[1.0, 1.8])
+    with TestClient(create_app(settings(model, max_upload_bytes=2_000_000))) as c:
+        file, truth = photo_file(size=(240, 480), fmt="PNG", mime="image/png")
+        full = c.post("/segment", files={"file": file})
+        assert full.status_code == 200 and agreement(full.content, truth) > 0.99
+        small = c.post("/segment", params={"size": "model"}, files={"file": file})
+        assert Image.open(io.BytesIO(small.content)).size == (32, 64)  # the photo's part of the 64x64 input

@@ -137,11 +137,19 @@ def export_main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint", type=Path, help="e.g. runs/unet/best.keras")
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--name", default="carmask-v2")
-    parser.add_argument("--version", default="2.2.0")
+    parser.add_argument("--version", default="2.3.0")
     parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
     parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
     parser.add_argument("--image-size", type=int, help="manifest input side (default: the run's training size)")
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--aspect-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="photo aspects (width / height) squashed to the input; others are letterboxed to the nearest "
+        "(default: squash every photo)",
+    )
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
     parser.add_argument(
@@ -163,6 +171,7 @@ def export_main(argv: list[str] | None = None) -> None:
         threshold=args.threshold,
         opset=args.opset,
         tolerance=args.tolerance,
+        aspect_range=args.aspect_range,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")

@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carmask.metrics import per_image_scores
-from carmask.preprocess import Normalisation, probabilities_to_mask
+from carmask.preprocess import Fit, Normalisation, probabilities_to_mask
 from training.data.cache import load_arrays
 from training.data.sources import IGNORE
 from training.losses import get_loss
@@ -111,8 +111,9 @@ def _scores(pred: np.ndarray, label: np.ndarray, suffix: str) -> dict[str, float
 
 def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None = None) -> tuple[dict, dict]:
     """(report, extras) for one set: report is JSON-ready; extras holds arrays for the example sheet."""
-    size = (cfg.image_size, cfg.image_size)
-    images, labels = load_arrays(samples, size, cache_dir)
+    # An exported model places photos as its manifest says (letterbox); a Keras checkpoint squashes.
+    fit = getattr(predictor, "fit", None) or Fit((cfg.image_size, cfg.image_size))
+    images, labels = load_arrays(samples, fit, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
     for start in tqdm(range(0, len(samples), cfg.batch_size), desc="evaluate", leave=False):
@@ -128,9 +129,9 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
             row.update(_scores(prob[i] > cfg.threshold, truth[i], "model"))
             if cfg.original_resolution:
                 full = sample.load_label()
-                row.update(
-                    _scores(probabilities_to_mask(prob[i], full.shape[::-1], cfg.threshold) == 1, full, "original")
-                )
+                size = full.shape[::-1]
+                mask = probabilities_to_mask(fit.content(prob[i], size), size, cfg.threshold)
+                row.update(_scores(mask == 1, full, "original"))
             rows.append(row)
         probs.append(prob)
 

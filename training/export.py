@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -209,6 +210,7 @@ def export(
     threshold: float = 0.5,
     opset: int = 17,
     tolerance: float = 1e-4,
+    aspect_range: tuple[float, float] | None = None,
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
     model = keras.models.load_model(checkpoint, compile=False)
@@ -223,7 +225,7 @@ def export(
     arch.update(parameters=int(model.count_params()), opset=opset, onnx_vs_keras_max_abs_diff=max_diff)
     manifest = Manifest(
         **identity(name, version, onnx_path),
-        input=run_input_spec(run_dir, image_size),
+        input=replace(run_input_spec(run_dir, image_size), aspect_range=list(aspect_range) if aspect_range else None),
         output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid"),
         threshold=threshold,
         architecture=arch,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from carmask.preprocess import load_for_model, resize_mask
+from carmask.preprocess import Fit, load_for_model, resize_mask
 from training.data.reader import DatasetError
 from training.data.sources.base import IGNORE
 
@@ -32,32 +32,48 @@ def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def fit_label(label: np.ndarray, fit: Fit) -> np.ndarray:
+    """A 0/1/255 label placed as `fit` places its photo; a letterbox's padding is ignored."""
+    x, y, w, h = fit.box(label.shape[::-1])
+    content = resize_label(label, (w, h))
+    if (w, h) == fit.size:
+        return content
+    out = np.full((fit.size[1], fit.size[0]), IGNORE, np.uint8)
+    out[y : y + h, x : x + w] = content
+    return out
+
+
 def _load_one(args) -> tuple[np.ndarray, np.ndarray] | str:
-    sample, size = args
+    sample, fit = args
     try:
-        image, _ = load_for_model(sample.image_path, size)
-        mask = resize_label(sample.load_label(), size)
+        image, _ = load_for_model(sample.image_path, fit)
+        mask = fit_label(sample.load_label(), fit)
     except Exception as exc:  # noqa: BLE001 - reported by name, all at once
         return f"{sample.name}: {exc}"
     return image, mask
 
 
-def _key(samples: list, size: tuple[int, int]) -> str:
-    text = CACHE_VERSION + repr(size) + "".join(f"{s.image_path.resolve()}" for s in samples)
+def _key(samples: list, fit: Fit) -> str:
+    placement = repr(fit.size) if fit.aspect_range is None else repr(fit)  # squash keeps its old keys
+    text = CACHE_VERSION + placement + "".join(f"{s.image_path.resolve()}" for s in samples)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def load_arrays(
-    samples: list, size: tuple[int, int], cache_dir: Path | None, workers: int = 2
+    samples: list, fit: Fit | tuple[int, int], cache_dir: Path | None, workers: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W, 3) uint8 images and (N, H, W) uint8 labels (0/1, 255 ignored), from cache if present."""
+    """(N, H, W, 3) uint8 images and (N, H, W) uint8 labels (0/1, 255 ignored), from cache if present.
+
+    `fit` places each photo in the model's input (a size: squashed to it)."""
+    fit = fit if isinstance(fit, Fit) else Fit(tuple(fit))
+    size = fit.size
     if cache_dir is not None:
-        base = cache_dir / f"{_key(samples, size)}_{size[0]}x{size[1]}"
+        base = cache_dir / f"{_key(samples, fit)}_{size[0]}x{size[1]}"
         img_file, mask_file = base.with_suffix(".images.npy"), base.with_suffix(".masks.npy")
         if img_file.is_file() and mask_file.is_file():
             return np.load(img_file), np.load(mask_file)
 
-    jobs = [(s, size) for s in samples]
+    jobs = [(s, fit) for s in samples]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(_load_one, jobs, chunksize=8), total=len(jobs), desc="decode", leave=False))
     problems = [r for r in results if isinstance(r, str)]
