@@ -42,7 +42,7 @@ weights: $(VENV)/.all-installed
 # fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
 # mild augmentation and a low learning rate; stages 4-7 at 320x320: the same mixture, then bilinear decoder
 # upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana.
-# 2.2.0 is runs/v2lzc/last.keras: carmask-export it, then carmask-evaluate the ONNX with --record.
+# `make export` then turns runs/v2lzc/last.keras into models/carmask-v2 (2.3.0).
 # Stages 4-7 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
 AT320 := --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild
 train: weights
@@ -65,6 +65,11 @@ train: weights
 	    $(AT320) --upsampling bilinear \
 	    --loss bce_lovasz --sources carvana:0.75,composite:0.07,dsmlr:0.1,davis:0.03,negatives:0.05
 
+# 2.3.0: 2.2.0's weights; photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed.
+export: $(VENV)/.all-installed
+	$(BIN)/carmask-export runs/v2lzc/last.keras --name carmask-v2 --version 2.3.0 --aspect-range 1.0 1.8
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2lzc --out runs/v2lzc/eval-onnx --record
+
 evaluate: $(VENV)/.all-installed
 	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2lzc --out runs/v2lzc/eval-onnx
 
@@ -78,6 +83,7 @@ benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
 	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2lzc
+	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2lzc
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out

@@ -174,3 +174,26 @@ def test_mixture_draws_each_source_by_weight_and_repeats_by_seed():
     assert np.array_equal(batches[2][0], again[2][0])
     with pytest.raises(ValueError, match="positive weight"):
         MixedBatches([source("a", 1, 2, 0.0)], 4, Normalisation())
+
+
+def test_each_source_can_have_its_own_augmentation():
+    """Studio photos mild, ordinary ones the photos preset: a source's preset applies to its items only."""
+    gradient = np.tile(np.arange(32, dtype=np.uint8)[None, :, None] * 8, (32, 1, 3))
+
+    def source(name):
+        return SourceArrays(name, np.stack([gradient] * 4), np.zeros((4, 32, 32), np.uint8), 1.0)
+
+    shift = AugmentConfig(width_shift=0.4, fill_mode="constant")
+    batches = MixedBatches(
+        [source("carvana"), source("dsmlr")], 8, Normalisation(), source_augmentation={"dsmlr": shift}, seed=1
+    )
+    for k, i in batches.plan:
+        image, _ = batches.item(np.random.default_rng(int(i)), int(k), int(i))
+        changed = not np.array_equal(image, gradient)
+        assert changed == (batches.sources[k].name == "dsmlr")
+    assert set(TrainConfig(source_augment="dsmlr:photos, davis:mild").source_augmentations()) == {"dsmlr", "davis"}
+    assert TrainConfig().source_augmentations() == {}
+    with pytest.raises(ValueError, match="unknown source"):
+        TrainConfig(source_augment="coco:photos").source_augmentations()
+    with pytest.raises(ValueError, match="unknown augmentation preset"):
+        TrainConfig(source_augment="dsmlr:wild").source_augmentations()

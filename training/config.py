@@ -47,6 +47,7 @@ class TrainConfig:
     depth: int = 4  # classic U-Net only
     batchnorm: bool = True  # classic U-Net only
     augment: str = "photos"  # preset: none, mild, original (ImageDataGenerator settings), photos
+    source_augment: str = ""  # name:preset,... per source (e.g. studio photos mild, ordinary ones photos)
     rotation: float | None = None  # preset overrides
     width_shift: float | None = None
     height_shift: float | None = None
@@ -102,6 +103,16 @@ class TrainConfig:
             weights=self.encoder_weights,
         )
 
+    def source_augmentations(self) -> dict[str, AugmentConfig]:
+        """`source_augment` parsed: {source name: preset}; the sources it leaves out use `augmentation()`."""
+        presets = {}
+        for part in filter(None, (p.strip() for p in self.source_augment.split(","))):
+            name, _, value = part.partition(":")
+            if name not in SOURCE_NAMES:
+                raise ValueError(f"unknown source {name!r} in source_augment={self.source_augment!r}")
+            presets[name] = preset(value)
+        return presets
+
     def augmentation(self) -> AugmentConfig:
         return preset(
             self.augment,
@@ -130,6 +141,7 @@ HELP = {
     "upsampling": "mobile_unet's decoder 2x upsampling: nearest, or bilinear (a fixed smoothing filter after it)",
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
+    "source_augment": "per-source presets, name:preset,... (e.g. dsmlr:photos); other sources use --augment",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",

@@ -169,6 +169,7 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
                 "learning_rate",
                 "loss",
                 "augment",
+                "source_augment",
                 "image_size",
                 "init_from",
             )

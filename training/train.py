@@ -154,6 +154,7 @@ def run_training(cfg: TrainConfig) -> RunState:
         normalisation,
         cfg.augmentation(),
         out_size=cfg.size,
+        source_augmentation=cfg.source_augmentations(),
         samples_per_epoch=cfg.samples_per_epoch or None,
         seed=cfg.seed,
     )

@@ -50,6 +50,7 @@ class MixedBatches(keras.utils.PyDataset):
         normalisation: Normalisation,
         augmentation: AugmentConfig | None = None,
         out_size: tuple[int, int] | None = None,
+        source_augmentation: dict[str, AugmentConfig] | None = None,
         samples_per_epoch: int | None = None,
         composite: CompositeConfig | None = None,
         shuffle: bool = True,
@@ -62,6 +63,7 @@ class MixedBatches(keras.utils.PyDataset):
             raise ValueError("no training source has a positive weight")
         self.sources, self.batch_size, self.normalisation = sources, batch_size, normalisation
         self.augmentation = augmentation or AugmentConfig()
+        self.source_augmentation = source_augmentation or {}  # by source name; the rest get `augmentation`
         self.composite = composite or CompositeConfig()
         self.out_shape = (out_size[1], out_size[0]) if out_size else sources[0].labels.shape[1:3]
         self.samples_per_epoch = samples_per_epoch or sum(len(s.images) for s in sources)
@@ -95,7 +97,8 @@ class MixedBatches(keras.utils.PyDataset):
         if source.kind == "composite":
             background = source.backgrounds[rng.integers(len(source.backgrounds))]
             image, label = paste(rng, self.composite, image, label, background)
-        return augment(rng, self.augmentation, image, label, self.out_shape)
+        cfg = self.source_augmentation.get(source.name, self.augmentation)
+        return augment(rng, cfg, image, label, self.out_shape)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         picks = self.plan[index * self.batch_size : (index + 1) * self.batch_size]
