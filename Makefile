@@ -40,10 +40,11 @@ weights: $(VENV)/.all-installed
 
 # carmask-v2's recipe (see models/README.md): stage 1 is the defaults of training/config.py; stage 2
 # fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
-# mild augmentation and a low learning rate; stages 4-7 at 320x320: the same mixture, then bilinear decoder
-# upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana.
-# `make export` then turns runs/v2lzc/last.keras into models/carmask-v2 (2.3.0).
-# Stages 4-7 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
+# mild augmentation and a low learning rate; stages 4-8 at 320x320: the same mixture, then bilinear decoder
+# upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana,
+# then the photos augmentation back for every source but Carvana's studio photos.
+# `make export` then turns runs/v2pa/best.keras into models/carmask-v2 (2.3.0).
+# Stages 4-8 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
 AT320 := --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild
 train: weights
 	$(BIN)/carmask-train --run-dir runs/v2
@@ -64,14 +65,18 @@ train: weights
 	$(BIN)/carmask-train --run-dir runs/v2lzc --init-from runs/v2lz/best.keras --epochs 6 --learning-rate 5e-5 \
 	    $(AT320) --upsampling bilinear \
 	    --loss bce_lovasz --sources carvana:0.75,composite:0.07,dsmlr:0.1,davis:0.03,negatives:0.05
+	$(BIN)/carmask-train --run-dir runs/v2pa --init-from runs/v2lzc/last.keras --epochs 6 --learning-rate 5e-5 \
+	    $(AT320) --upsampling bilinear --loss bce_lovasz \
+	    --sources carvana:0.7,composite:0.08,dsmlr:0.14,davis:0.03,negatives:0.05 \
+	    --source-augment composite:photos,dsmlr:photos,davis:photos,negatives:photos
 
-# 2.3.0: 2.2.0's weights; photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed.
+# Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed
-	$(BIN)/carmask-export runs/v2lzc/last.keras --name carmask-v2 --version 2.3.0 --aspect-range 1.0 1.8
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2lzc --out runs/v2lzc/eval-onnx --record
+	$(BIN)/carmask-export runs/v2pa/best.keras --name carmask-v2 --version 2.3.0 --aspect-range 1.0 1.8
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2pa --out runs/v2pa/eval-onnx --record
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2lzc --out runs/v2lzc/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2pa --out runs/v2pa/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
@@ -82,8 +87,8 @@ benchmark: $(VENV)/.all-installed
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2lzc
-	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2lzc
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2pa
+	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2pa
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out

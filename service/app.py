@@ -313,7 +313,10 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             ),
         ] = None,
         threshold: Threshold = None,
-        size: Annotated[MaskSize, Query(description="mask at the photo's size or the model's")] = MaskSize.original,
+        size: Annotated[
+            MaskSize,
+            Query(description="mask at the photo's size, or the model's (the part of its input that holds the photo)"),
+        ] = MaskSize.original,
         model: ModelName = None,
         bands: BandNames = None,
     ):
@@ -365,7 +368,12 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             BatchFormat.json
         ),
         threshold: Threshold = None,
-        size: Annotated[MaskSize, Query(description="masks at the photos' sizes or the model's")] = MaskSize.original,
+        size: Annotated[
+            MaskSize,
+            Query(
+                description="masks at the photos' sizes, or the model's (the part of its input that holds each photo)"
+            ),
+        ] = MaskSize.original,
         model: ModelName = None,
     ):
         seg = model_for(request, model)
