@@ -70,10 +70,7 @@ class TrainConfig:
     def source_weights(self) -> dict[str, float]:
         """`sources` parsed: {name: weight}, names checked."""
         weights = {}
-        for part in filter(None, (p.strip() for p in self.sources.split(","))):
-            name, _, value = part.partition(":")
-            if name not in SOURCE_NAMES:
-                raise ValueError(f"unknown source {name!r} in sources={self.sources!r}; choose from {SOURCE_NAMES}")
+        for name, value in _per_source("sources", self.sources):
             try:
                 weights[name] = float(value or 1)
             except ValueError:
@@ -105,13 +102,7 @@ class TrainConfig:
 
     def source_augmentations(self) -> dict[str, AugmentConfig]:
         """`source_augment` parsed: {source name: preset}; the sources it leaves out use `augmentation()`."""
-        presets = {}
-        for part in filter(None, (p.strip() for p in self.source_augment.split(","))):
-            name, _, value = part.partition(":")
-            if name not in SOURCE_NAMES:
-                raise ValueError(f"unknown source {name!r} in source_augment={self.source_augment!r}")
-            presets[name] = preset(value)
-        return presets
+        return {name: preset(value) for name, value in _per_source("source_augment", self.source_augment)}
 
     def augmentation(self) -> AugmentConfig:
         return preset(
@@ -123,6 +114,17 @@ class TrainConfig:
             zoom=self.zoom,
             horizontal_flip=self.horizontal_flip,
         )
+
+
+def _per_source(option: str, text: str) -> list[tuple[str, str]]:
+    """ "name:value,..." as (name, value) pairs, each name a known source."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition(":")
+        if name not in SOURCE_NAMES:
+            raise ValueError(f"unknown source {name!r} in {option}={text!r}; choose from {SOURCE_NAMES}")
+        pairs.append((name, value))
+    return pairs
 
 
 HELP = {
