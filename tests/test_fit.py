@@ -84,3 +84,17 @@ def test_letterboxed_masks_line_up_with_the_photo(tmp_path, size):
     iou = (mask & truth).sum() / (mask | truth).sum()
     assert iou > 0.9
     assert not mask[:, : w // 3 - 3].any() and not mask[: h // 4 - 3].any()  # nothing leaks from the padding
+
+
+def test_evaluation_letterboxes_as_the_manifest_says_at_the_size_asked_for(tmp_path):
+    """carmask-evaluate --image-size scores an exported model at another input size, still letterboxed."""
+    from tests.fixtures import make_carvana
+    from training.data.reader import read_carvana
+    from training.data.sources.base import IGNORE
+    from training.evaluate import EvalConfig, evaluate
+
+    samples = read_carvana(make_carvana(tmp_path / "data", cars=1, views=2, size=(64, 48)))
+    seg = Segmenter(make_red_model(tmp_path, size=64, aspect_range=[0.5, 1.0]), providers=["CPUExecutionProvider"])
+    _, extras = evaluate(seg, samples, EvalConfig(image_size=32), tmp_path / "cache")
+    assert extras["images"].shape[1:3] == (32, 32)  # the size asked for, not the manifest's 64
+    assert (extras["masks"][:, :4] == IGNORE).all()  # 4:3 photos padded above and below (box height 24)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -111,8 +111,10 @@ def _scores(pred: np.ndarray, label: np.ndarray, suffix: str) -> dict[str, float
 
 def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None = None) -> tuple[dict, dict]:
     """(report, extras) for one set: report is JSON-ready; extras holds arrays for the example sheet."""
-    # An exported model places photos as its manifest says (letterbox); a Keras checkpoint squashes.
-    fit = getattr(predictor, "fit", None) or Fit((cfg.image_size, cfg.image_size))
+    # An exported model places photos as its manifest says (letterbox), at the size asked for (a model
+    # can be scored at another input size than its manifest's); a Keras checkpoint squashes.
+    size = (cfg.image_size, cfg.image_size)
+    fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
     images, labels = load_arrays(samples, fit, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
