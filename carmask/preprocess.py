@@ -70,16 +70,20 @@ class Fit:
             return 0, (height - inner) // 2, width, inner
         return 0, 0, width, height
 
-    def pixels(self, image: Image.Image) -> np.ndarray:
-        """An RGB Pillow image to the model's (height, width, 3) uint8 input."""
-        x, y, w, h = self.box(image.size)
-        content = resize_image(image, (w, h))
+    def place(self, content: np.ndarray, photo_size: tuple[int, int], fill) -> np.ndarray:
+        """`content`, already resized to `box(photo_size)`, on a model-size canvas of `fill`."""
+        x, y, w, h = self.box(photo_size)
         if (w, h) == self.size:
             return content
-        out = np.empty((self.size[1], self.size[0], 3), np.uint8)
-        out[:] = self.fill
+        out = np.empty((self.size[1], self.size[0], *content.shape[2:]), content.dtype)
+        out[:] = fill
         out[y : y + h, x : x + w] = content
         return out
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """An RGB Pillow image to the model's (height, width, 3) uint8 input."""
+        _, _, w, h = self.box(image.size)
+        return self.place(resize_image(image, (w, h)), image.size, self.fill)
 
     def content(self, output: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
         """The part of a model-size output (H, W, ...) that covers the photo: the padding cropped off."""

@@ -34,13 +34,9 @@ def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def fit_label(label: np.ndarray, fit: Fit) -> np.ndarray:
     """A 0/1/255 label placed as `fit` places its photo; a letterbox's padding is ignored."""
-    x, y, w, h = fit.box(label.shape[::-1])
-    content = resize_label(label, (w, h))
-    if (w, h) == fit.size:
-        return content
-    out = np.full((fit.size[1], fit.size[0]), IGNORE, np.uint8)
-    out[y : y + h, x : x + w] = content
-    return out
+    photo_size = label.shape[::-1]
+    _, _, w, h = fit.box(photo_size)
+    return fit.place(resize_label(label, (w, h)), photo_size, IGNORE)
 
 
 def _load_one(args) -> tuple[np.ndarray, np.ndarray] | str:
