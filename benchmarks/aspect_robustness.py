@@ -22,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine
-from benchmarks.peer_comparison import _iou, held_out, rembg_u2netp
+from benchmarks.peer_comparison import _iou, held_out, ours, rembg_u2netp
 
 ASPECTS = {"as is": None, "1:1": 1.0, "4:3": 4 / 3, "16:9": 16 / 9, "2:1": 2.0, "2.4:1": 2.4}
 ASPECTS |= {"3:4": 3 / 4, "9:16": 9 / 16}  # portrait
@@ -40,19 +40,16 @@ def crop_around_car(image: Image.Image, label: np.ndarray, aspect: float) -> tup
 
 
 def contenders(models: list[Path], peer: bool) -> dict:
-    from carmask.inference import Segmenter
     from carmask.manifest import load_manifest
 
     out = {}
     for path in models:
         manifest = load_manifest(path)
-        seg = Segmenter(manifest, providers=["CPUExecutionProvider"])
-        out[manifest.name] = lambda data, s=seg: s.segment_files([data])[0].astype(bool)
+        out[manifest.name] = ours(manifest)
         if manifest.input.aspect_range is not None:
             squashed = load_manifest(path)
             squashed.input.aspect_range = None
-            plain = Segmenter(squashed, providers=["CPUExecutionProvider"])
-            out[f"{manifest.name} squashed"] = lambda data, s=plain: s.segment_files([data])[0].astype(bool)
+            out[f"{manifest.name} squashed"] = ours(squashed)
     if peer:
         out["rembg-u2netp"] = rembg_u2netp()
     return out

@@ -59,7 +59,8 @@ def held_out(run_dir: Path | None, sets: list[str], per_set: int) -> dict[str, l
     return out
 
 
-def ours(manifest: Path):
+def ours(manifest):
+    """One of our models (a manifest path, or a loaded Manifest): photo bytes in, full-size bool mask out."""
     from carmask.inference import Segmenter
 
     segmenter = Segmenter(manifest, providers=["CPUExecutionProvider"])
