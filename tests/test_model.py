@@ -129,6 +129,7 @@ def test_metrics_leave_ignored_pixels_out_on_known_values():
         (96, 160, {"full_res_block": "conv"}),
         (96, 160, {"full_res_block": "conv", "half_res_block": "conv"}),
         (96, 160, {"full_res_block": "conv", "upsampling": "bilinear"}),
+        (96, 160, {"full_res_block": "subpixel", "upsampling": "bilinear"}),
     ],
 )
 def test_pretrained_unet_is_fully_convolutional(h, w, options):
@@ -138,6 +139,22 @@ def test_pretrained_unet_is_fully_convolutional(h, w, options):
     model = build_mobile_unet(cfg)  # random weights: shapes only
     out = keras.ops.convert_to_numpy(model(np.zeros((2, h, w, 3), np.float32)))
     assert out.shape == (2, h, w, 1) and out.min() >= 0 and out.max() <= 1
+
+
+def test_subpixel_head_predicts_each_pixel_of_a_2x2_block_on_its_own():
+    """The finest level runs at stride 2, yet the mask is full resolution, not a 2x-upsampled map."""
+    from training.model.mobile_unet import MobileUNetConfig, build_mobile_unet
+
+    keras.utils.set_random_seed(0)
+    model = build_mobile_unet(MobileUNetConfig(full_res_block="subpixel", stem_width=16))
+    assert model.get_layer("stem_s2_conv").strides == (2, 2) and model.get_layer("mask_s2").strides == (2, 2)
+    x = np.random.default_rng(0).random((1, 64, 96, 3)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(model(x))[0, :, :, 0]
+    blocks = out.reshape(32, 2, 48, 2)
+    assert np.abs(blocks[:, 0] - blocks[:, 1]).max() > 1e-4  # rows of a block differ
+    assert np.abs(blocks[:, :, :, 0] - blocks[:, :, :, 1]).max() > 1e-4  # and columns
+    names = {layer.name for layer in model.layers}
+    assert not {"stem_conv", "dec4_up", "mask"} & names  # nothing runs at full resolution but the output
 
 
 def test_bilinear_smoothing_is_bilinear_upsampling_inside_the_map():

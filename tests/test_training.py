@@ -94,3 +94,40 @@ def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path, data):
     for a, b in zip(best.get_weights(), after.get_weights(), strict=True):
         if a.ndim > 1:  # kernels (BatchNorm statistics still move in training mode)
             assert np.allclose(a, b)
+
+
+def test_a_warm_up_stage_trains_only_the_new_head(tmp_path, data):
+    """freeze_copied: what init_from supplied (kernels and BatchNorm statistics) stays; the new layers learn."""
+    import keras
+
+    mobile = dict(architecture="mobile_unet", encoder_weights=None, decoder_widths="16,16,16,8,8", stem_width=4)
+    run_training(config(tmp_path, data, epochs=1, run_dir=tmp_path / "stage1", full_res_block="conv", **mobile))
+    earlier = keras.models.load_model(tmp_path / "stage1" / "best.keras", compile=False)
+    second = config(
+        tmp_path,
+        data,
+        epochs=1,
+        run_dir=tmp_path / "stage2",
+        init_from=tmp_path / "stage1" / "best.keras",
+        freeze_copied=True,
+        full_res_block="subpixel",
+        **mobile,
+    )
+    run_training(second)
+    after = keras.models.load_model(tmp_path / "stage2" / "last.keras", compile=False)
+    new = {"stem_s2_conv", "dec4_a_conv", "dec4_b_conv", "mask_s2"}
+    fresh = new | {"stem_s2_bn", "dec4_a_bn", "dec4_b_bn"}
+    kept = [layer.name for layer in after.layers if layer.weights and layer.name not in fresh]
+    assert "features_0_0" in kept and "features_0_1" in kept and "dec3_pw" in kept
+    for name in kept:
+        for a, b in zip(earlier.get_layer(name).get_weights(), after.get_layer(name).get_weights(), strict=True):
+            assert np.array_equal(a, b), name
+    keras.utils.set_random_seed(second.seed)  # the new layers as run_training built them, before any step
+    initial = second.model().build()
+    for name in new:
+        assert not np.array_equal(initial.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+
+
+def test_freezing_needs_an_earlier_stage(tmp_path, data):
+    with pytest.raises(ValueError, match="freeze_copied needs init_from"):
+        run_training(config(tmp_path, data, epochs=1, freeze_copied=True))

@@ -61,6 +61,7 @@ class TrainConfig:
     max_images: int | None = None  # use only the first N photos of each source (smoke runs)
     resume: bool = False
     init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning stage), new optimizer
+    freeze_copied: bool = False  # with init_from: train only the layers it did not supply (a new head's warm-up)
     workers: int = 2  # processes decoding the cache
 
     @property
@@ -138,7 +139,8 @@ HELP = {
     "cache_dir": "cache of resized arrays (none to disable)",
     "samples_per_epoch": "photos per epoch drawn from the sources by weight (0: each photo once)",
     "architecture": "unet (classic U-Net from scratch) or mobile_unet (ImageNet MobileNetV2 encoder)",
-    "full_res_block": "mobile_unet's finest level: separable (light) or conv (two 3x3 convs, sharper edges)",
+    "full_res_block": "mobile_unet's finest level: separable (light), conv (two 3x3 convs, sharper edges) or "
+    "subpixel (at stride 2 on a 4x4 stride-2 stem, each position predicting its 2x2 pixels: cheaper)",
     "half_res_block": "mobile_unet's stride-2 level: separable or conv (classic, with a half-resolution image path)",
     "upsampling": "mobile_unet's decoder 2x upsampling: nearest, or bilinear (a fixed smoothing filter after it)",
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
@@ -147,6 +149,7 @@ HELP = {
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",
+    "freeze_copied": "with --init-from: keep the copied layers fixed (BatchNorm statistics too), train the new ones",
 }
 
 

@@ -93,6 +93,12 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
         earlier = keras.models.load_model(cfg.init_from, compile=False)
         copied, fresh = transfer_weights(earlier, model)
         print(f"starting from the weights of {cfg.init_from}: {len(copied)} layers copied, {len(fresh)} new")
+        if cfg.freeze_copied:  # warm a new head up on fixed features before everything trains together
+            for name in copied:
+                model.get_layer(name).trainable = False
+            print(f"training only the {len(fresh)} new layers: {', '.join(fresh)}")
+    elif cfg.freeze_copied:
+        raise ValueError("freeze_copied needs init_from (there is nothing copied to keep fixed)")
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
 

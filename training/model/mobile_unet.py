@@ -24,6 +24,7 @@ from carmask.preprocess import Normalisation
 from training.model.encoders import mobilenet_v2
 
 DEPTH = 5  # the encoder downsamples 2**5 = 32 times
+FULL_RES_BLOCKS = ("separable", "conv", "subpixel")
 
 
 @dataclass
@@ -68,8 +69,8 @@ def _separable_block(x, filters: int, name: str, momentum: float):
     return layers.ReLU(name=name + "_pw_relu")(x)
 
 
-def _conv_bn_relu(x, filters: int, name: str, momentum: float):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name + "_conv")(x)
+def _conv_bn_relu(x, filters: int, name: str, momentum: float, kernel: int = 3, strides: int = 1):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name + "_conv")(x)
     x = layers.BatchNormalization(momentum=momentum, name=name + "_bn")(x)
     return layers.ReLU(name=name + "_relu")(x)
 
@@ -92,8 +93,8 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
 
     if config.in_channels != 3:
         raise ValueError("the pretrained MobileNetV2 encoder takes 3-channel RGB input")
-    if config.full_res_block not in ("separable", "conv"):
-        raise ValueError(f"full_res_block must be 'separable' or 'conv', not {config.full_res_block!r}")
+    if config.full_res_block not in FULL_RES_BLOCKS:
+        raise ValueError(f"full_res_block must be one of {', '.join(FULL_RES_BLOCKS)}, not {config.full_res_block!r}")
     if config.half_res_block not in ("separable", "conv"):
         raise ValueError(f"half_res_block must be 'separable' or 'conv', not {config.half_res_block!r}")
     if config.half_res_block == "conv" and config.full_res_block != "conv":
@@ -107,7 +108,11 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
     skips = mobilenet_v2.mobilenet_v2_features(inputs)  # strides 2, 4, 8, 16, 32
 
     momentum, conv_head = config.bn_momentum, config.full_res_block == "conv"
-    stem = _conv_bn_relu(inputs, config.stem_width, "stem", momentum)
+    subpixel = config.full_res_block == "subpixel"
+    if subpixel:  # each 2x2 block of pixels as one stride-2 position: full-resolution detail at half the cost
+        stem = _conv_bn_relu(inputs, config.stem_width, "stem_s2", momentum, kernel=4, strides=2)
+    else:
+        stem = _conv_bn_relu(inputs, config.stem_width, "stem", momentum)
     if conv_head:
         stem = _conv_bn_relu(stem, config.stem_width, "stem2", momentum)
     finer = [stem, *skips[:-1]]  # what each decoder level joins: strides 1, 2, 4, 8, 16
@@ -122,6 +127,11 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
     x = skips[-1]
     for level, filters in enumerate(config.decoder_widths):
         skip, name = finer[-1 - level], f"dec{level}"
+        if subpixel and level == len(config.decoder_widths) - 1:  # joins the stem at stride 2, no upsampling
+            x = layers.Concatenate(name=name + "_cat")([x, skip])
+            x = _conv_bn_relu(x, filters, name + "_a", momentum)
+            x = _conv_bn_relu(x, filters, name + "_b", momentum)
+            continue
         if level in classic:
             x = layers.Conv2DTranspose(filters, 2, strides=2, name=name + "_up")(x)
             x = layers.Concatenate(name=name + "_cat")([x, skip])
@@ -135,7 +145,13 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
         x = _separable_block(x, filters, name, momentum)
 
     activation = "sigmoid" if config.num_classes == 1 else "softmax"
-    outputs = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")(x)
+    if subpixel:  # a 2x2 stride-2 transposed convolution: each stride-2 position predicts its 2x2 pixels
+        head = layers.Conv2DTranspose(
+            config.num_classes, 2, strides=2, activation=activation, dtype="float32", name="mask_s2"
+        )
+    else:
+        head = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")
+    outputs = head(x)
     model = keras.Model(inputs, outputs, name="mobile_unet")
     if config.weights is not None:
         load_encoder_weights(model, config.weights)
