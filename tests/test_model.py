@@ -147,14 +147,25 @@ def test_subpixel_head_predicts_each_pixel_of_a_2x2_block_on_its_own():
 
     keras.utils.set_random_seed(0)
     model = build_mobile_unet(MobileUNetConfig(full_res_block="subpixel", stem_width=16))
-    assert model.get_layer("stem_s2_conv").strides == (2, 2) and model.get_layer("mask_s2").strides == (2, 2)
+    assert model.get_layer("stem_s2_conv").strides == (2, 2) and model.get_layer("mask_s2").filters == 4
     x = np.random.default_rng(0).random((1, 64, 96, 3)).astype(np.float32)
     out = keras.ops.convert_to_numpy(model(x))[0, :, :, 0]
     blocks = out.reshape(32, 2, 48, 2)
     assert np.abs(blocks[:, 0] - blocks[:, 1]).max() > 1e-4  # rows of a block differ
     assert np.abs(blocks[:, :, :, 0] - blocks[:, :, :, 1]).max() > 1e-4  # and columns
     names = {layer.name for layer in model.layers}
-    assert not {"stem_conv", "dec4_up", "mask"} & names  # nothing runs at full resolution but the output
+    assert not {"stem_conv", "stem2_conv", "dec4_up"} & names  # nothing runs at full resolution but the output
+
+
+def test_depth_to_space_puts_channel_2a_plus_b_at_pixel_a_b_of_each_block():
+    from training.model.mobile_unet import DepthToSpace
+
+    x = np.arange(2 * 3 * 5 * 8, dtype=np.float32).reshape(2, 3, 5, 8)  # 4 x 2 channels
+    out = keras.ops.convert_to_numpy(DepthToSpace()(x))
+    assert out.shape == (2, 6, 10, 2)
+    for a in (0, 1):
+        for b in (0, 1):
+            np.testing.assert_array_equal(out[:, a::2, b::2], x[..., (2 * a + b) * 2 : (2 * a + b + 1) * 2])
 
 
 def test_bilinear_smoothing_is_bilinear_upsampling_inside_the_map():

@@ -9,6 +9,10 @@ U-Net's (a two-conv image path at half resolution beside the encoder's skip, tra
 full 3x3 convolutions): the encoder's stride-2 features are semantic, and studio boundaries are decided there.
 `upsampling="bilinear"` smooths each nearest 2x upsampling into bilinear with a fixed depthwise filter
 (Keras' own bilinear resize does not convert to ONNX with dynamic shapes).
+`full_res_block="subpixel"` runs nothing but the output at full resolution: a 4x4 stride-2 stem sees each
+2x2 block of pixels, the finest level joins it at stride 2, and a 1x1 conv predicts the four pixels of each
+block (depth to space): 30 % less model time than "conv" on this CPU, whose 8-channel full-resolution maps
+ran half empty in onnxruntime's 16-channel blocks.
 Fully convolutional: any height and width divisible by 32.
 """
 
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from carmask.preprocess import Normalisation
 from training.model.encoders import mobilenet_v2
@@ -32,7 +36,8 @@ class MobileUNetConfig:
     decoder_widths: tuple[int, ...] = (64, 48, 32, 24, 16)  # strides 16, 8, 4, 2, 1
     stem_width: int = 8  # full-resolution convolution on the image
     # The stride-1 level: "separable" (like the others) or "conv": a 2x2 transposed convolution up, a
-    # two-conv stem, and two full 3x3 convolutions, as the classic U-Net's finest level (sharper edges).
+    # two-conv stem, and two full 3x3 convolutions, as the classic U-Net's finest level (sharper edges);
+    # or "subpixel": two 3x3 convolutions at stride 2 on a stride-2 stem, each position predicting 2x2 pixels.
     full_res_block: str = "separable"
     # The stride-2 level: "separable" or "conv" (classic: needs full_res_block="conv"); half_width is the
     # channels of the image path at stride 2.
@@ -73,6 +78,26 @@ def _conv_bn_relu(x, filters: int, name: str, momentum: float, kernel: int = 3, 
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name + "_conv")(x)
     x = layers.BatchNormalization(momentum=momentum, name=name + "_bn")(x)
     return layers.ReLU(name=name + "_relu")(x)
+
+
+@keras.saving.register_keras_serializable(package="carmask")
+class DepthToSpace(layers.Layer):
+    """(N, H, W, 4C) -> (N, 2H, 2W, C): channel 2a + b of a position is pixel (a, b) of its 2x2 block.
+
+    Reshapes and a transpose (backend-neutral, dynamic H and W); the subpixel head's last step. Not a
+    2x2 stride-2 Conv2DTranspose, which tf2onnx converts wrongly for one output channel and a dynamic batch.
+    """
+
+    def call(self, x):
+        shape = ops.shape(x)
+        n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1] // 4
+        x = ops.reshape(x, (n, h, w, 2, 2, c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (n, h * 2, w * 2, c))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else 2 * h, None if w is None else 2 * w, c // 4)
 
 
 def _bilinear_smooth(x, name: str):
@@ -145,13 +170,11 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
         x = _separable_block(x, filters, name, momentum)
 
     activation = "sigmoid" if config.num_classes == 1 else "softmax"
-    if subpixel:  # a 2x2 stride-2 transposed convolution: each stride-2 position predicts its 2x2 pixels
-        head = layers.Conv2DTranspose(
-            config.num_classes, 2, strides=2, activation=activation, dtype="float32", name="mask_s2"
-        )
+    if subpixel:  # each stride-2 position predicts its 2x2 pixels (sub-pixel convolution, Shi et al. 2016)
+        x = layers.Conv2D(4 * config.num_classes, 1, dtype="float32", name="mask_s2")(x)
+        outputs = layers.Activation(activation, dtype="float32", name="mask")(DepthToSpace(name="mask_d2s")(x))
     else:
-        head = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")
-    outputs = head(x)
+        outputs = layers.Conv2D(config.num_classes, 1, activation=activation, dtype="float32", name="mask")(x)
     model = keras.Model(inputs, outputs, name="mobile_unet")
     if config.weights is not None:
         load_encoder_weights(model, config.weights)
