@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,6 +123,8 @@ def test_a_warm_up_stage_trains_only_the_new_head(tmp_path, data):
     for name in kept:
         for a, b in zip(earlier.get_layer(name).get_weights(), after.get_layer(name).get_weights(), strict=True):
             assert np.array_equal(a, b), name
+    with pytest.raises(ValueError, match="nothing would train"):  # the same model again: every layer copied
+        run_training(replace(second, run_dir=tmp_path / "stage3", init_from=tmp_path / "stage2" / "last.keras"))
     keras.utils.set_random_seed(second.seed)  # the new layers as run_training built them, before any step
     initial = second.model().build()
     for name in new:

@@ -94,6 +94,8 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
         copied, fresh = transfer_weights(earlier, model)
         print(f"starting from the weights of {cfg.init_from}: {len(copied)} layers copied, {len(fresh)} new")
         if cfg.freeze_copied:  # warm a new head up on fixed features before everything trains together
+            if not fresh:
+                raise ValueError(f"freeze_copied: {cfg.init_from} supplies every layer, so nothing would train")
             for name in copied:
                 model.get_layer(name).trainable = False
             print(f"training only the {len(fresh)} new layers: {', '.join(fresh)}")
