@@ -42,8 +42,9 @@ weights: $(VENV)/.all-installed
 # fine-tunes its last weights with more Carvana, at the model's input size; stage 3 with still more Carvana,
 # mild augmentation and a low learning rate; stages 4-8 at 320x320: the same mixture, then bilinear decoder
 # upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana,
-# then the photos augmentation back for every source but Carvana's studio photos.
-# `make export` then turns runs/v2pa/best.keras into models/carmask-v2 (2.3.0).
+# then the photos augmentation back for every source but Carvana's studio photos; stage 9 replaces the
+# full-resolution level by the cheaper subpixel one, trained alone on stage 8's fixed weights.
+# `make export` then turns runs/v2sz/best.keras into models/carmask-v2 (2.4.0).
 # Stages 4-8 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
 AT320 := --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild
 train: weights
@@ -69,14 +70,20 @@ train: weights
 	    $(AT320) --upsampling bilinear --loss bce_lovasz \
 	    --sources carvana:0.7,composite:0.08,dsmlr:0.14,davis:0.03,negatives:0.05 \
 	    --source-augment composite:photos,dsmlr:photos,davis:photos,negatives:photos
+	$(BIN)/carmask-train --run-dir runs/v2sz --init-from runs/v2pa/best.keras --freeze-copied --epochs 8 \
+	    --learning-rate 3e-3 --min-learning-rate 1e-4 --image-size 320 --cache-size 320 --augment mild \
+	    --upsampling bilinear --loss boundary_bce_dice \
+	    --full-res-block subpixel --decoder-widths 64,48,32,24,32 --stem-width 24 \
+	    --sources carvana:0.85,composite:0.05,dsmlr:0.05,davis:0.02,negatives:0.03 \
+	    --source-augment composite:photos,dsmlr:photos,davis:photos,negatives:photos
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed
-	$(BIN)/carmask-export runs/v2pa/best.keras --name carmask-v2 --version 2.3.0 --aspect-range 1.0 1.8
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2pa --out runs/v2pa/eval-onnx --record
+	$(BIN)/carmask-export runs/v2sz/best.keras --name carmask-v2 --version 2.4.0 --aspect-range 1.0 1.8
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx --record
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2pa --out runs/v2pa/eval-onnx
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
@@ -87,8 +94,8 @@ benchmark: $(VENV)/.all-installed
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
 	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2pa
-	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2pa
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2sz
+	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2sz
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out

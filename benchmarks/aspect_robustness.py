@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> None:
                 for tool, segment in tools.items():
                     scores[(tool, aspect_name)].append(_iou(segment(buf.getvalue()), truth)[0])
         print(f"\n{set_name}: {len(items)} photos, mean IoU per crop aspect (width:height)")
-        print(f"{'aspect':8}" + "".join(f"{t:>26}" for t in tools))
+        width = 2 + max(len(t) for t in tools)  # a column per tool, wide enough for its name
+        print(f"{'aspect':8}" + "".join(f"{t:>{width}}" for t in tools))
         for aspect_name in ASPECTS:
-            print(f"{aspect_name:8}" + "".join(f"{np.mean(scores[(t, aspect_name)]):26.4f}" for t in tools))
+            print(f"{aspect_name:8}" + "".join(f"{np.mean(scores[(t, aspect_name)]):{width}.4f}" for t in tools))
 
 
 if __name__ == "__main__":
