@@ -141,24 +141,21 @@ def build_mobile_unet(config: MobileUNetConfig, input_size: tuple[int, int] | No
     if conv_head:
         stem = _conv_bn_relu(stem, config.stem_width, "stem2", momentum)
     finer = [stem, *skips[:-1]]  # what each decoder level joins: strides 1, 2, 4, 8, 16
-    classic = {len(config.decoder_widths) - 1} if conv_head else set()  # decoder levels built the classic way
+    last = len(config.decoder_widths) - 1
+    classic = {last} if conv_head or subpixel else set()  # decoder levels built the classic way (two 3x3 convs)
     if config.half_res_block == "conv":
         half = layers.MaxPooling2D(2, name="half_pool")(stem)
         half = _conv_bn_relu(half, config.half_width, "half_a", momentum)
         half = _conv_bn_relu(half, config.half_width, "half_b", momentum)
         finer[1] = layers.Concatenate(name="half_skip")([skips[0], half])
-        classic.add(len(config.decoder_widths) - 2)
+        classic.add(last - 1)
 
     x = skips[-1]
     for level, filters in enumerate(config.decoder_widths):
         skip, name = finer[-1 - level], f"dec{level}"
-        if subpixel and level == len(config.decoder_widths) - 1:  # joins the stem at stride 2, no upsampling
-            x = layers.Concatenate(name=name + "_cat")([x, skip])
-            x = _conv_bn_relu(x, filters, name + "_a", momentum)
-            x = _conv_bn_relu(x, filters, name + "_b", momentum)
-            continue
         if level in classic:
-            x = layers.Conv2DTranspose(filters, 2, strides=2, name=name + "_up")(x)
+            if not (subpixel and level == last):  # the subpixel level joins the stem at stride 2: no upsampling
+                x = layers.Conv2DTranspose(filters, 2, strides=2, name=name + "_up")(x)
             x = layers.Concatenate(name=name + "_cat")([x, skip])
             x = _conv_bn_relu(x, filters, name + "_a", momentum)
             x = _conv_bn_relu(x, filters, name + "_b", momentum)
