@@ -79,7 +79,7 @@ class SegmentActor:
         rles, coverages = np.array([""] * n, dtype=object), np.zeros(n)
         for i, prob in zip(ok, probs, strict=True):
             size = (int(batch["width"][i]), int(batch["height"][i]))
-            mask = probabilities_to_mask(self.segmenter.fit.content(prob, size), size, m.threshold)
+            mask = probabilities_to_mask(self.segmenter.content(prob, size, m.threshold), size, m.threshold)
             record = rle_record(mask)
             rles[i], coverages[i] = record["rle"], record["coverage"]
             if self.write_masks:

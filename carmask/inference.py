@@ -18,6 +18,7 @@ from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest
 from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
 from carmask.session import ModelSession
+from carmask.subject import Subject
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,16 @@ class Segmenter(ModelSession):
     @property
     def threshold(self) -> float:
         return self.manifest.threshold
+
+    @property
+    def subject(self) -> Subject:
+        """Which regions the mask keeps (the manifest's output.subject)."""
+        return self.manifest.output.selection
+
+    def content(self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float) -> np.ndarray:
+        """A model-size output to the probabilities of the photo's own content, ready to upsample: the
+        letterbox's padding cropped off, then only the photo's subject kept."""
+        return self.subject.select(self.fit.content(prob, photo_size), threshold)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         spec = self.manifest.input
@@ -92,7 +103,7 @@ class Segmenter(ModelSession):
         t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
         for (i, _, photo), prob in zip(loaded, probs, strict=True):
-            results[i] = probabilities_to_mask(self.fit.content(prob, photo.size), photo.size, thr)
+            results[i] = probabilities_to_mask(self.content(prob, photo.size, thr), photo.size, thr)
         if seconds is not None:
             for key, spent in (("decode", t1 - t0), ("model", t2 - t1), ("upsample", time.perf_counter() - t2)):
                 seconds[key] = seconds.get(key, 0.0) + spent

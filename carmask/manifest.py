@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from carmask.preprocess import Fit, Normalisation
+from carmask.subject import Subject
 
 
 class ManifestError(RuntimeError):
@@ -79,10 +80,20 @@ class OutputSpec:
     # classes whose share of the valid pixels is reported, e.g. {"cloud": ["thin_cloud", "thick_cloud"]}.
     classes: list[dict[str, Any]] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # Photo models: which marked regions the mask keeps, {"mode": "main" | "all", "join", "keep_ratio"}
+    # (carmask.subject.Subject); empty keeps every region, as manifests that predate it did.
+    subject: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.selection  # noqa: B018 - a malformed subject fails when the manifest loads, not at a request
 
     @property
     def class_names(self) -> list[str]:
         return [c["name"] for c in self.classes]
+
+    @property
+    def selection(self) -> Subject:
+        return Subject(**self.subject)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from carmask.files import FORMATS
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
 from carmask.outputs import cutout_png, mask_png, probability_png, rle_record
-from carmask.preprocess import Fit, load_for_model, resize_image, threshold_u8, upsample_probabilities
+from carmask.preprocess import load_for_model, resize_image, threshold_u8, upsample_probabilities
 from service.errors import classify
 
 
@@ -51,7 +51,7 @@ class Prepared:
     data: bytes
     pixels: np.ndarray  # (h, w, 3) uint8 at the model's size
     photo: Photo
-    fit: Fit  # how the photo lies in the model's input (a letterbox's padding comes off the output)
+    segmenter: Segmenter  # the model it is for: how the output comes back to the photo (letterbox, subject)
 
 
 @dataclass
@@ -80,9 +80,8 @@ class Stopwatch:
 
 def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int, watch: Stopwatch) -> Prepared:
     with watch.stage("decode"):
-        fit = segmenter.fit
-        pixels, photo = load_for_model(data, fit, max_pixels)
-    return Prepared(name, data, pixels, photo, fit)
+        pixels, photo = load_for_model(data, segmenter.fit, max_pixels)
+    return Prepared(name, data, pixels, photo, segmenter)
 
 
 def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) -> np.ndarray:
@@ -92,7 +91,7 @@ def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) 
 
 def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch) -> Result:
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
-        prob = prepared.fit.content(prob, prepared.photo.size)
+        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold)
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
         prob_u8 = upsample_probabilities(prob, target)
         mask = threshold_u8(prob_u8, threshold)

@@ -12,6 +12,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
 
 from carmask.settings import add_arguments, from_namespace
+from carmask.subject import MODES as SUBJECT_MODES
 from training.config import ENV_PREFIX, HELP, TrainConfig
 
 TASKS = ("cars", "clouds")
@@ -70,6 +71,12 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
     parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
+    parser.add_argument(
+        "--subject",
+        choices=SUBJECT_MODES,
+        help="which marked regions the original-resolution mask keeps: main (the photo's car) or all "
+        "(default: the manifest's for an exported model, all for a checkpoint)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
@@ -105,7 +112,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         size = predictor.input_size[0]
     else:  # a checkpoint: the size its run trained at
         size = run_image_size(args.run_dir or args.model.parent)
-    cfg = EvalConfig(image_size=size, threshold=args.threshold, original_resolution=not args.no_original)
+    cfg = EvalConfig(size, args.threshold, original_resolution=not args.no_original, subject=args.subject)
     reports, extras = {}, {}
     for name in names:
         reports[name], extras[name] = evaluate(predictor, held_out_photos(run_cfg, carvana, name), cfg, args.cache_dir)
@@ -150,6 +157,12 @@ def export_main(argv: list[str] | None = None) -> None:
         help="photo aspects (width / height) squashed to the input; others are letterboxed to the nearest "
         "(default: squash every photo)",
     )
+    parser.add_argument(
+        "--subject",
+        choices=SUBJECT_MODES,
+        help="which marked regions served masks keep: main (the photo's car and what lies within reach of it; "
+        "the default) or all (every car and speck the model marks)",
+    )
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
     parser.add_argument(
@@ -172,6 +185,7 @@ def export_main(argv: list[str] | None = None) -> None:
         opset=args.opset,
         tolerance=args.tolerance,
         aspect_range=args.aspect_range,
+        subject=args.subject,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")

@@ -2,8 +2,9 @@
 
 For each validation set (Carvana's held-out cars, DSMLR's test photos, a held-out DAVIS sequence, car-free
 photos) it reports loss, pixel accuracy, Dice, IoU and predicted coverage (means over images) at the
-model's resolution and at each photo's original resolution (probabilities upsampled, then thresholded,
-exactly as the service does), per group (car, sequence) and per photo kind (how much of the frame the car
+model's resolution (the network's own output) and at each photo's original resolution (as the service
+answers: the letterbox's padding cropped off, the manifest's subject selection, probabilities upsampled,
+then thresholded), per group (car, sequence) and per photo kind (how much of the frame the car
 fills), with a JSON report and a PNG sheet of the best and worst examples of each set. Ignored pixels (255
 in a label) count nowhere.
 """
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from carmask.metrics import per_image_scores
 from carmask.preprocess import Fit, Normalisation, probabilities_to_mask
+from carmask.subject import Subject
 from training.data.cache import load_arrays
 from training.data.sources import IGNORE
 from training.losses import get_loss
@@ -91,6 +93,7 @@ class EvalConfig:
     batch_size: int = 16
     original_resolution: bool = True
     loss: str = "bce_dice"
+    subject: str | None = None  # "main" / "all"; None: the exported model's manifest says, a checkpoint keeps all
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -115,6 +118,8 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
     # can be scored at another input size than its manifest's); a Keras checkpoint squashes.
     size = (cfg.image_size, cfg.image_size)
     fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
+    subject = getattr(predictor, "subject", Subject())
+    subject = replace(subject, mode=cfg.subject) if cfg.subject else subject
     images, labels = load_arrays(samples, fit, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
@@ -132,7 +137,8 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
             if cfg.original_resolution:
                 full = sample.load_label()
                 size = full.shape[::-1]
-                mask = probabilities_to_mask(fit.content(prob[i], size), size, cfg.threshold)
+                content = subject.select(fit.content(prob[i], size), cfg.threshold)
+                mask = probabilities_to_mask(content, size, cfg.threshold)
                 row.update(_scores(mask == 1, full, "original"))
             rows.append(row)
         probs.append(prob)
@@ -146,6 +152,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
         "images": len(rows),
         "groups": len(by_group),
         "threshold": cfg.threshold,
+        "subject": subject.mode,
         "loss_model": sum(losses) / len(rows),
         **{k: _mean(rows, k) for k in keys},
         "per_kind": {kind: {"images": len(r), **{k: _mean(r, k) for k in keys}} for kind, r in sorted(by_kind.items())},

@@ -12,13 +12,14 @@ import datetime as dt
 import json
 import subprocess
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
+from carmask.subject import Subject
 
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
 
@@ -212,8 +213,13 @@ def export(
     opset: int = 17,
     tolerance: float = 1e-4,
     aspect_range: tuple[float, float] | None = None,
+    subject: str | None = None,
 ) -> Manifest:
-    """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`."""
+    """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
+
+    `subject` is the served masks' region selection (carmask.subject): "main" unless said otherwise, since a
+    photo sent to carmask is of one car.
+    """
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
     training, arch = training_summary(run_dir)
@@ -227,7 +233,7 @@ def export(
     manifest = Manifest(
         **identity(name, version, onnx_path),
         input=replace(run_input_spec(run_dir, image_size), aspect_range=list(aspect_range) if aspect_range else None),
-        output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid"),
+        output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid", subject=asdict(Subject(mode=subject or "main"))),
         threshold=threshold,
         architecture=arch,
         training=training,

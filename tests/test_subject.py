@@ -1,0 +1,118 @@
+"""Main-subject selection: the mask keeps the photo's car and drops other cars and specks."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from carmask.inference import Segmenter
+from carmask.manifest import ManifestError, load_manifest
+from carmask.subject import Subject
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.fixtures import make_red_model
+
+MAIN = Subject(mode="main", join=0.05, keep_ratio=0.5)  # join: 5 px on a 100-pixel output
+
+
+def blobs(*boxes: tuple[int, int, int, int], size: int = 100) -> np.ndarray:
+    """Probabilities 0.9 inside each (y0, y1, x0, x1) box, 0.1 elsewhere."""
+    prob = np.full((size, size), 0.1, np.float32)
+    for y0, y1, x0, x1 in boxes:
+        prob[y0:y1, x0:x1] = 0.9
+    return prob
+
+
+def test_all_keeps_every_region_and_main_drops_a_far_small_one():
+    prob = blobs((10, 60, 10, 60), (80, 90, 80, 90))  # the car, and a small one far from it
+    assert Subject().select(prob, 0.5) is prob
+    out = MAIN.select(prob, 0.5)
+    expected = prob.copy()
+    expected[80:90, 80:90] = 0  # the other region gone, everything else as it was
+    assert np.array_equal(out, expected)
+    assert (prob[80:90, 80:90] == 0.9).all()  # a copy: the caller's array is unchanged
+
+
+def test_a_region_within_reach_of_the_car_belongs_to_it():
+    prob = blobs((10, 60, 10, 60), (30, 40, 63, 66))  # a mirror 3 px away (join 5 px)
+    assert MAIN.select(prob, 0.5) is prob
+    far = blobs((10, 60, 10, 60), (30, 40, 70, 73))  # 10 px away: not the car's
+    assert (MAIN.select(far, 0.5)[30:40, 70:73] == 0).all()
+
+
+def test_a_large_second_part_stays_wherever_it_lies():
+    """A car cut in two by a tree: the smaller half is over keep_ratio of the larger one."""
+    prob = blobs((10, 60, 5, 40), (10, 60, 60, 90))  # 50x35 and 50x30 (0.86 of it), 20 px apart
+    assert MAIN.select(prob, 0.5) is prob
+    assert (Subject("main", 0.0, 0.9).select(prob, 0.5)[10:60, 60:90] == 0).all()  # 0.86 < 0.9: dropped
+
+
+def test_regions_are_found_at_the_threshold_asked_for():
+    prob = blobs((10, 60, 10, 60), (80, 90, 80, 90))
+    prob[80:90, 80:90] = 0.4  # below 0.5: not a region, left as is; above 0.3: a region, dropped
+    assert MAIN.select(prob, 0.5) is prob
+    assert (MAIN.select(prob, 0.3)[80:90, 80:90] == 0).all()
+
+
+def test_nothing_or_one_region_is_left_alone():
+    empty = np.full((50, 50), 0.2, np.float32)
+    assert MAIN.select(empty, 0.5) is empty
+    one = blobs((5, 20, 5, 20), size=50)
+    assert MAIN.select(one, 0.5) is one
+
+
+@pytest.mark.parametrize("bad", [{"mode": "largest"}, {"join": -0.1}, {"keep_ratio": 0}, {"radius": 3}])
+def test_a_bad_subject_is_a_clear_manifest_error(tmp_path, bad):
+    path = make_red_model(tmp_path)
+    data = json.loads(path.read_text())
+    data["output"]["subject"] = {"mode": "main", **bad}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="malformed manifest"):
+        load_manifest(path)
+
+
+def two_cars_png(size: int = 200) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A grey photo with a big red car and a small one far from it; their true masks."""
+    photo = np.full((size, size, 3), 128, np.uint8)
+    big, small = np.zeros((size, size), bool), np.zeros((size, size), bool)
+    big[40:140, 20:120] = True
+    small[160:185, 160:185] = True
+    photo[big | small] = (255, 0, 0)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    return buf.getvalue(), big, small
+
+
+def main_subject_model(tmp_path, mode: str):
+    path = make_red_model(tmp_path / mode, size=64)
+    data = json.loads(path.read_text())
+    data["output"]["subject"] = {"mode": mode}
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["main", "all"])
+def test_the_segmenter_masks_what_the_manifest_says(tmp_path, mode):
+    data, big, small = two_cars_png()
+    seg = Segmenter(main_subject_model(tmp_path, mode), providers=["CPUExecutionProvider"])
+    mask = seg.predict_masks([data])[0].astype(bool)
+    truth = big if mode == "main" else big | small
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.9
+    assert mask[small].mean() == 0.0 if mode == "main" else mask[small].mean() > 0.9
+
+
+def test_the_service_answers_with_the_main_subject(tmp_path):
+    data, big, small = two_cars_png()
+    with TestClient(create_app(ServiceSettings(model=main_subject_model(tmp_path, "main")))) as client:
+        response = client.post("/segment", files={"file": ("two.png", data, "image/png")})
+        assert response.status_code == 200
+        mask = np.asarray(Image.open(io.BytesIO(response.content))) > 0
+        assert (mask & big).sum() / (mask | big).sum() > 0.9 and not mask[small].any()
+        probabilities = client.post("/segment?format=probabilities", files={"file": ("two.png", data, "image/png")})
+        # the same selection: thresholded, the probabilities give the mask (a faint rim may stay below it)
+        assert (np.asarray(Image.open(io.BytesIO(probabilities.content)))[small] <= 127).all()
