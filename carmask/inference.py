@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,14 @@ class Segmenter(ModelSession):
         """Which regions the mask keeps (the manifest's output.subject)."""
         return self.manifest.output.selection
 
-    def content(self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float) -> np.ndarray:
+    def content(
+        self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float, subject: str | None = None
+    ) -> np.ndarray:
         """A model-size output to the probabilities of the photo's own content, ready to upsample: the
-        letterbox's padding cropped off, then only the photo's subject kept."""
-        return self.subject.select(self.fit.content(prob, photo_size), threshold)
+        letterbox's padding cropped off, then only the photo's subject kept (`subject`, "main" or "all",
+        overrides the manifest's mode)."""
+        selection = replace(self.subject, mode=subject) if subject else self.subject
+        return selection.select(self.fit.content(prob, photo_size), threshold)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         spec = self.manifest.input

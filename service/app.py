@@ -34,7 +34,7 @@ from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.pipeline import BatchFormat, MaskFormat, MaskSize
+from service.pipeline import BatchFormat, Cars, MaskFormat, MaskSize
 from service.registry import AnySegmenter, ModelRegistry
 from service.schemas import (
     BINARY,
@@ -62,6 +62,14 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 # Optional query values are typed without None: a query string cannot say null, and the schema should not.
 Threshold = Annotated[float, Query(ge=0.0, le=1.0, description="probability threshold (default: the model's)")]
 ModelName = Annotated[str, Query(description="model by name (GET /models); default: the default model")]
+CarsQuery = Annotated[
+    Cars,
+    Query(
+        description="which cars the mask covers: main (the photo's car: the largest one and what lies within reach "
+        "of it; other cars and specks dropped) or all (every car the model sees); default: the model's manifest "
+        "(output.subject)"
+    ),
+]
 BandNames = Annotated[
     str,
     Query(
@@ -319,6 +327,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         ] = MaskSize.original,
         model: ModelName = None,
         bands: BandNames = None,
+        cars: CarsQuery = None,
     ):
         seg = model_for(request, model)
         if isinstance(seg, PatchSegmenter):
@@ -328,7 +337,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         thr = seg.threshold if threshold is None else threshold
         request.state.photos = 1
         timings = request.state.timings
-        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings)
+        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings, cars)
         try:
             body, result = await admission.run(seg.manifest.name, 1, request.state.started, pipeline.segment_one, *args)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
@@ -375,6 +384,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             ),
         ] = MaskSize.original,
         model: ModelName = None,
+        cars: CarsQuery = None,
     ):
         seg = model_for(request, model)
         if isinstance(seg, PatchSegmenter):
@@ -395,7 +405,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
 
         def work():
             entries, results = pipeline.segment_many(
-                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings
+                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings, cars
             )
             errors_ = [e for e in entries if isinstance(e, dict)]
             with pipeline.Stopwatch(timings).stage("encode"):

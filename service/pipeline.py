@@ -43,6 +43,13 @@ class MaskSize(StrEnum):
     model = "model"
 
 
+class Cars(StrEnum):
+    """Which cars a photo's mask covers (carmask.subject): the photo's main car, or every car it shows."""
+
+    main = "main"
+    all = "all"
+
+
 @dataclass
 class Prepared:
     """A decoded photo ready for the model."""
@@ -89,9 +96,12 @@ def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) 
         return segmenter.probabilities(np.stack([p.pixels for p in prepared]))
 
 
-def to_mask(prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch) -> Result:
+def to_mask(
+    prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch, cars: Cars | None = None
+) -> Result:
+    """`cars` None: the model's manifest says which cars the mask covers."""
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
-        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold)
+        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold, cars)
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
         prob_u8 = upsample_probabilities(prob, target)
         mask = threshold_u8(prob_u8, threshold)
@@ -118,11 +128,12 @@ def segment_one(
     size: MaskSize,
     max_pixels: int,
     timings: dict | None = None,
+    cars: Cars | None = None,
 ) -> tuple[bytes | dict, Result]:
     """One photo to its response body (PNG bytes, or the RLE entry) and the mask."""
     watch = Stopwatch(timings)
     prepared = prepare(name, data, seg, max_pixels, watch)
-    result = to_mask(prepared, run_model(seg, [prepared], watch)[0], thr, size, watch)
+    result = to_mask(prepared, run_model(seg, [prepared], watch)[0], thr, size, watch, cars)
     with watch.stage("encode"):
         if fmt is MaskFormat.rle:
             body = rle_entry(result)
@@ -143,6 +154,7 @@ def segment_many(
     max_pixels: int,
     batch_size: int,
     timings: dict | None = None,
+    cars: Cars | None = None,
 ) -> tuple[list[Result | dict], list[Result]]:
     """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry)."""
     watch = Stopwatch(timings)
@@ -161,7 +173,7 @@ def segment_many(
         chunk = prepared[start : start + batch_size]
         probs = run_model(seg, [p for _, p in chunk], watch)
         for (i, p), prob in zip(chunk, probs, strict=True):
-            entries[i] = to_mask(p, prob, thr, size, watch)
+            entries[i] = to_mask(p, prob, thr, size, watch, cars)
             results.append(entries[i])
     return entries, results
 

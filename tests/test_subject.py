@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from carmask import rle
 from carmask.inference import Segmenter
 from carmask.manifest import ManifestError, load_manifest
 from carmask.subject import Subject
@@ -116,3 +117,13 @@ def test_the_service_answers_with_the_main_subject(tmp_path):
         probabilities = client.post("/segment?format=probabilities", files={"file": ("two.png", data, "image/png")})
         # the same selection: thresholded, the probabilities give the mask (a faint rim may stay below it)
         assert (np.asarray(Image.open(io.BytesIO(probabilities.content)))[small] <= 127).all()
+        every = client.post("/segment?cars=all", files={"file": ("two.png", data, "image/png")})
+        assert (np.asarray(Image.open(io.BytesIO(every.content))) > 0)[small].mean() > 0.9  # asked for every car
+        batch = client.post("/segment/batch?cars=all", files=[("files", ("a.png", data, "image/png"))] * 2)
+        for entry in batch.json()["results"]:
+            assert rle.decode(entry["rle"], entry["height"], entry["width"])[small].mean() > 0.9
+        batch = client.post("/segment/batch", files=[("files", ("a.png", data, "image/png"))])
+        entry = batch.json()["results"][0]
+        assert not rle.decode(entry["rle"], entry["height"], entry["width"])[small].any()
+        bad = client.post("/segment?cars=largest", files={"file": ("two.png", data, "image/png")})
+        assert bad.status_code == 422 and "cars" in json.dumps(bad.json())

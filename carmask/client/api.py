@@ -120,16 +120,18 @@ class CarmaskClient:
         return self.http.get("/ready").raise_for_status().json()
 
     def segment(self, photo: str | Path | bytes, format: str = "png", threshold: float | None = None, **kw) -> bytes:
-        """One photo to the response body: PNG mask, RLE JSON bytes, or RGBA cutout PNG."""
+        """One photo to the response body: PNG mask, RLE JSON bytes, or RGBA cutout PNG; `kw`, more query
+        parameters (model, size, cars)."""
         params = {"format": format, **({"threshold": threshold} if threshold is not None else {}), **kw}
         return self._post("/segment", [("file", _photo(photo))], params).content
 
     def segment_batch(
-        self, photos: Sequence[str | Path | bytes], format: str = "json", threshold: float | None = None
+        self, photos: Sequence[str | Path | bytes], format: str = "json", threshold: float | None = None, **kw
     ) -> list[dict] | dict[str, bytes]:
-        """A set of photos in one request: RLE entries (json) or {file name: PNG bytes} (zip)."""
+        """A set of photos in one request: RLE entries (json) or {file name: PNG bytes} (zip); `kw` as for
+        `segment`."""
         files = [("files", _photo(p, f"photo{i}")) for i, p in enumerate(photos)]
-        params = {"format": format, **({"threshold": threshold} if threshold is not None else {})}
+        params = {"format": format, **({"threshold": threshold} if threshold is not None else {}), **kw}
         response = self._post("/segment/batch", files, params)
         if format == "json":
             return response.json()["results"]
