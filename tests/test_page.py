@@ -92,6 +92,27 @@ def test_page_segments_a_photo_rethresholds_and_downloads(page, tmp_path):
     assert not outside, outside
 
 
+def test_every_car_asks_the_service_again_with_cars_all(page, tmp_path):
+    """The checkbox re-segments each photo with ?cars=all, and the zip asks for the same."""
+    page, _, _ = page
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/segment" in request.url else None)
+    page.set_input_files("#files", str(ramp_photo(tmp_path / "ramp.png")))
+    card = page.locator(".card").first
+    card.locator(".facts").filter(has_text="ms").wait_for()
+    assert len(asked) == 1 and "cars=" not in asked[0]  # the model's own choice
+    page.locator("#every-car").check()
+    page.wait_for_function("document.querySelector('#status').textContent.includes('shown')")
+    assert len(asked) == 2 and "cars=all" in asked[1] and "format=probabilities" in asked[1]
+    assert coverage_of(card) == pytest.approx(0.75, abs=0.01)  # one region: the same mask either way
+    with page.expect_download():
+        page.locator("#zip").click()
+    assert "segment/batch" in asked[2] and "cars=all" in asked[2]
+    page.locator("#every-car").uncheck()
+    page.wait_for_function("document.querySelector('#status').textContent.includes('shown')")
+    assert len(asked) == 4 and "cars=" not in asked[3]
+
+
 def test_page_says_in_plain_words_what_was_wrong(page, tmp_path):
     page, _, _ = page
     bad = tmp_path / "notes.jpg"

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { items: [], threshold: 0.5, model: null };
+const state = { items: [], threshold: 0.5, model: null, cars: null }; // cars null: the model's choice
 
 const PLAIN = {
   upload_too_large: "This photo is too large to upload.",
@@ -22,6 +22,7 @@ function plainWords(status, body) {
 function query(extra) {
   const params = new URLSearchParams(extra);
   if (state.model) params.set("model", state.model);
+  if (state.cars) params.set("cars", state.cars);
   return params.toString();
 }
 
@@ -209,8 +210,9 @@ function addFiles(files) {
 }
 
 async function reprocessAll() {
-  const pending = state.items.filter((item) => !item.prob || item.model !== state.model);
-  for (const item of pending) { item.model = state.model; await process(item); } // one at a time: a fair share
+  const stale = (item) => !item.prob || item.model !== state.model || item.cars !== state.cars;
+  const pending = state.items.filter(stale);
+  for (const item of pending) { item.model = state.model; item.cars = state.cars; await process(item); } // one at a time
 }
 
 function wire() {
@@ -223,6 +225,11 @@ function wire() {
   $("#threshold").addEventListener("input", (e) => {
     setThreshold(Number(e.target.value));
     state.items.filter((item) => item.prob || item.error).forEach(render);
+  });
+  $("#every-car").addEventListener("change", (e) => {
+    state.cars = e.target.checked ? "all" : null;
+    setStatus("Segmenting again…");
+    reprocessAll().then(() => setStatus(`${state.items.length} photo(s) shown.`));
   });
   $("#zip").addEventListener("click", downloadZip);
   $("#clear").addEventListener("click", () => {
