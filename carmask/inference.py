@@ -38,9 +38,11 @@ class Segmenter(ModelSession):
         providers: Sequence[str] | None = None,
         threads: int = 0,
         flip_tta: bool = False,
+        cars: str | None = None,
     ):
         super().__init__(manifest, providers, threads)
         self.flip_tta = flip_tta
+        self.cars = cars  # "main" / "all" overrides the manifest's subject mode for every photo; None: the manifest's
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -57,15 +59,16 @@ class Segmenter(ModelSession):
 
     @property
     def subject(self) -> Subject:
-        """Which regions the mask keeps (the manifest's output.subject)."""
-        return self.manifest.output.selection
+        """Which regions the mask keeps (the manifest's output.subject, its mode overridden by `cars`)."""
+        selection = self.manifest.output.selection
+        return replace(selection, mode=self.cars) if self.cars else selection
 
     def content(
         self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float, subject: str | None = None
     ) -> np.ndarray:
         """A model-size output to the probabilities of the photo's own content, ready to upsample: the
         letterbox's padding cropped off, then only the photo's subject kept (`subject`, "main" or "all",
-        overrides the manifest's mode)."""
+        overrides the mode for this photo)."""
         selection = replace(self.subject, mode=subject) if subject else self.subject
         return selection.select(self.fit.content(prob, photo_size), threshold)
 

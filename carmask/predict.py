@@ -31,6 +31,7 @@ from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import cutout_png, mask_png, overlay_jpeg, rle_record
 from carmask.patches import parse_band_names
+from carmask.subject import MODES as SUBJECT_MODES
 
 
 def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=sorted(FORMATS), default="mask")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model manifest (.json) or .onnx")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the manifest's)")
+    parser.add_argument(
+        "--cars",
+        choices=SUBJECT_MODES,
+        help="main: the photo's car only; all: every car the model marks (default: the manifest's output.subject)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
@@ -130,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if table is not None:
             print(f"cover per patch: {table}", file=sys.stderr)
     else:
+        segmenter.cars = args.cars
         stats = predict_paths(
             segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet
         )

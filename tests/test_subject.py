@@ -127,3 +127,18 @@ def test_the_service_answers_with_the_main_subject(tmp_path):
         assert not rle.decode(entry["rle"], entry["height"], entry["width"])[small].any()
         bad = client.post("/segment?cars=largest", files={"file": ("two.png", data, "image/png")})
         assert bad.status_code == 422 and "cars" in json.dumps(bad.json())
+
+
+@pytest.mark.parametrize(("flag", "small_kept"), [([], False), (["--cars", "all"], True), (["--cars", "main"], False)])
+def test_carmask_predict_keeps_the_main_car_unless_told(tmp_path, flag, small_kept):
+    from carmask.predict import main
+
+    data, big, small = two_cars_png()
+    (tmp_path / "two.png").write_bytes(data)
+    model = main_subject_model(tmp_path, "main")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "two.png"), "--out", str(out), "--model", str(model), "--quiet", *flag]) == 0
+    mask = np.asarray(Image.open(out / "two_mask.png")) > 0
+    truth = big | small if small_kept else big
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.9
+    assert (mask[small].mean() > 0.9) if small_kept else not mask[small].any()
