@@ -144,6 +144,27 @@ def test_copy_paste_keeps_image_and_label_aligned(seed):
     assert (image[label == 0][..., 2] > 100).mean() > 0.95  # the studio white was not pasted
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_cast_shadow_darkens_the_ground_under_the_car_and_stays_background(seed):
+    car, mask = _red_car()
+    background = np.full((96, 96, 3), 180, np.uint8)
+    plain = CompositeConfig(car_colour=CompositeConfig().car_colour.__class__(), min_width=0.4, max_width=0.6)
+    shaded = CompositeConfig(**{**plain.to_dict(), "car_colour": plain.car_colour, "shadow": 1.0})
+    image0, label0 = paste(np.random.default_rng(seed), plain, car, mask, background)
+    image1, label1 = paste(np.random.default_rng(seed), shaded, car, mask, background)
+    assert np.array_equal(label0, label1)  # the shadow is background: the label is the car alone
+    inside = label1 == 1
+    inside[1:-1] &= inside[:-2] & inside[2:]  # away from the feathered edge
+    assert np.array_equal(image0[inside], image1[inside])  # the car itself is untouched
+    darker = image1.astype(int).sum(-1) < image0.astype(int).sum(-1) - 30
+    assert darker.any() and not (image1.astype(int) > image0.astype(int) + 1).any()
+    rows = np.nonzero(label1.any(axis=1))[0]
+    shade_rows = np.nonzero(darker.any(axis=1))[0]
+    assert shade_rows.mean() > rows.mean()  # under the car, not over it
+    with pytest.raises(ValueError, match="probability"):
+        TrainConfig(composite_shadow=1.5).composite()
+
+
 def test_crop_augmentation_resamples_image_and_label_together_and_keeps_ignore():
     image = np.zeros((120, 160, 3), np.uint8)
     label = np.zeros((120, 160), np.uint8)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.data.augment import AugmentConfig, preset
+from training.data.composite import CompositeConfig
 from training.model import ARCHITECTURES, MobileUNetConfig, UNetConfig
 
 ENV_PREFIX = "CARMASK_TRAIN_"
@@ -48,6 +49,7 @@ class TrainConfig:
     batchnorm: bool = True  # classic U-Net only
     augment: str = "photos"  # preset: none, mild, original (ImageDataGenerator settings), photos
     source_augment: str = ""  # name:preset,... per source (e.g. studio photos mild, ordinary ones photos)
+    composite_shadow: float = 0.0  # probability that a pasted car casts a soft shadow (labelled background)
     rotation: float | None = None  # preset overrides
     width_shift: float | None = None
     height_shift: float | None = None
@@ -105,6 +107,11 @@ class TrainConfig:
         """`source_augment` parsed: {source name: preset}; the sources it leaves out use `augmentation()`."""
         return {name: preset(value) for name, value in _per_source("source_augment", self.source_augment)}
 
+    def composite(self) -> CompositeConfig:
+        if not 0 <= self.composite_shadow <= 1:
+            raise ValueError(f"composite_shadow is a probability, got {self.composite_shadow}")
+        return CompositeConfig(shadow=self.composite_shadow)
+
     def augmentation(self) -> AugmentConfig:
         return preset(
             self.augment,
@@ -146,6 +153,8 @@ HELP = {
     "encoder_weights": "mobile_unet encoder weights (.npz from `carmask-weights fetch mobilenet_v2`; none: random)",
     "augment": "augmentation preset: none, mild, original (ImageDataGenerator settings), photos",
     "source_augment": "per-source presets, name:preset,... (e.g. dsmlr:photos); other sources use --augment",
+    "composite_shadow": "probability that a composite's pasted car casts a soft shadow on the ground "
+    "(labelled background); 0 keeps the composites of earlier runs",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",

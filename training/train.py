@@ -164,6 +164,7 @@ def run_training(cfg: TrainConfig) -> RunState:
         out_size=cfg.size,
         source_augmentation=cfg.source_augmentations(),
         samples_per_epoch=cfg.samples_per_epoch or None,
+        composite=cfg.composite(),
         seed=cfg.seed,
     )
     model, state = _model_and_state(cfg)

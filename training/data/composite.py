@@ -3,7 +3,9 @@ car-free photo at a random scale, position and flip, its colours jittered apart 
 
 The studio background is what the Carvana-only model learnt to rely on; pasted cars break that shortcut.
 The paste uses a slightly feathered alpha so the model cannot find cars by their hard cut-out edges; the
-label is the pasted mask itself, so image and label stay aligned by construction.
+label is the pasted mask itself, so image and label stay aligned by construction. Optionally (`shadow`) the
+car casts a soft shadow on the ground under it first, labelled background as in real photos, where a
+model that never saw one marks the dark ground under a car as car.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from training.data.photometric import PhotometricConfig, photometric
 
@@ -22,6 +24,8 @@ class CompositeConfig:
     max_width: float = 1.0
     inside: float = 0.75  # at least this fraction of the car's box stays inside the frame
     feather: float = 0.7  # Gaussian sigma (px) of the alpha edge
+    shadow: float = 0.0  # probability that the car casts a soft shadow on the ground under it
+    shadow_darkness: tuple[float, float] = (0.3, 0.7)  # the shadow's centre keeps 1 - this of the light
     car_colour: PhotometricConfig = field(default_factory=lambda: PhotometricConfig(colour=0.3, hue=0.1))
 
     def to_dict(self) -> dict:
@@ -33,6 +37,21 @@ def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if not len(rows):
         return None
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def cast_shadow(
+    rng: np.random.Generator, cfg: CompositeConfig, image: np.ndarray, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """`image` (float32, H x W x 3) darkened by a blurred ellipse under the car's box (x0, y0, w, h): the
+    contact shadow, a little wider than the car, shifted sideways as a low sun would."""
+    x0, y0, w, h = box
+    cx, cy = x0 + w * rng.uniform(0.35, 0.65), y0 + h * rng.uniform(0.9, 1.0)
+    ax, ay = w * rng.uniform(0.45, 0.6), max(1.0, h * rng.uniform(0.06, 0.15))
+    shade = Image.new("L", (image.shape[1], image.shape[0]), 0)
+    ImageDraw.Draw(shade).ellipse((cx - ax, cy - ay, cx + ax, cy + ay), fill=255)
+    shade = shade.filter(ImageFilter.GaussianBlur(max(1.0, ay / 2)))
+    darkness = rng.uniform(*cfg.shadow_darkness)
+    return image * (1 - darkness * np.asarray(shade, np.float32)[..., None] / 255.0)
 
 
 def paste(
@@ -67,6 +86,8 @@ def paste(
     x0 = int(rng.integers(-slack_x, max(-slack_x, width - target_w + slack_x) + 1))
     y0 = int(rng.integers(-slack_y, max(-slack_y, height - target_h + slack_y) + 1))
     out, label = background.astype(np.float32), np.zeros((height, width), np.uint8)
+    if cfg.shadow and rng.random() < cfg.shadow:
+        out = cast_shadow(rng, cfg, out, (x0, y0, target_w, target_h))
     fx0, fy0 = max(0, x0), max(0, y0)
     fx1, fy1 = min(width, x0 + target_w), min(height, y0 + target_h)
     cx0, cy0 = fx0 - x0, fy0 - y0
