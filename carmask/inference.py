@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +59,7 @@ class Segmenter(ModelSession):
     @property
     def subject(self) -> Subject:
         """Which regions the mask keeps (the manifest's output.subject, its mode overridden by `cars`)."""
-        selection = self.manifest.output.selection
-        return replace(selection, mode=self.cars) if self.cars else selection
+        return self.manifest.output.selection.with_mode(self.cars)
 
     def content(
         self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float, subject: str | None = None
@@ -69,8 +67,7 @@ class Segmenter(ModelSession):
         """A model-size output to the probabilities of the photo's own content, ready to upsample: the
         letterbox's padding cropped off, then only the photo's subject kept (`subject`, "main" or "all",
         overrides the mode for this photo)."""
-        selection = replace(self.subject, mode=subject) if subject else self.subject
-        return selection.select(self.fit.content(prob, photo_size), threshold)
+        return self.subject.with_mode(subject).select(self.fit.content(prob, photo_size), threshold)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         spec = self.manifest.input

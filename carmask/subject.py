@@ -12,7 +12,7 @@ every region (`mode: all`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +31,10 @@ class Subject:
             raise ValueError(f"subject mode must be one of {MODES}, got {self.mode!r}")
         if not 0 <= self.join < 1 or not 0 < self.keep_ratio <= 1:
             raise ValueError(f"subject needs 0 <= join < 1 and 0 < keep_ratio <= 1, got {self.join}, {self.keep_ratio}")
+
+    def with_mode(self, mode: str | None) -> Subject:
+        """The same selection in another mode ("main" / "all"); None keeps this one (a caller's override)."""
+        return replace(self, mode=mode) if mode else self
 
     def select(self, prob: np.ndarray, threshold: float) -> np.ndarray:
         """(H, W) probabilities with every region that is not the subject's set to 0 (a copy if changed)."""

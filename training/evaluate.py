@@ -118,8 +118,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
     # can be scored at another input size than its manifest's); a Keras checkpoint squashes.
     size = (cfg.image_size, cfg.image_size)
     fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
-    subject = getattr(predictor, "subject", Subject())
-    subject = replace(subject, mode=cfg.subject) if cfg.subject else subject
+    subject = getattr(predictor, "subject", Subject()).with_mode(cfg.subject)
     images, labels = load_arrays(samples, fit, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
