@@ -134,3 +134,40 @@ def test_a_warm_up_stage_trains_only_the_new_head(tmp_path, data):
 def test_freezing_needs_an_earlier_stage(tmp_path, data):
     with pytest.raises(ValueError, match="freeze_copied needs init_from"):
         run_training(config(tmp_path, data, epochs=1, freeze_copied=True))
+
+
+def test_a_decoder_only_stage_keeps_the_encoder(tmp_path, data):
+    """freeze_encoder: every `features_*` layer (kernels and BatchNorm statistics) stays; the decoder learns."""
+    import keras
+
+    mobile = dict(architecture="mobile_unet", encoder_weights=None, decoder_widths="16,16,16,8,8", stem_width=4)
+    run_training(config(tmp_path, data, epochs=1, run_dir=tmp_path / "stage1", **mobile))
+    earlier = keras.models.load_model(tmp_path / "stage1" / "best.keras", compile=False)
+    second = config(
+        tmp_path,
+        data,
+        epochs=1,
+        run_dir=tmp_path / "stage2",
+        init_from=tmp_path / "stage1" / "best.keras",
+        freeze_encoder=True,
+        **mobile,
+    )
+    run_training(second)
+    after = keras.models.load_model(tmp_path / "stage2" / "last.keras", compile=False)
+    encoder = [layer.name for layer in after.layers if layer.weights and layer.name.startswith("features_")]
+    decoder = [layer.name for layer in after.layers if layer.weights and not layer.name.startswith("features_")]
+    assert "features_0_1" in encoder and "mask" in decoder
+    for name in encoder:
+        for a, b in zip(earlier.get_layer(name).get_weights(), after.get_layer(name).get_weights(), strict=True):
+            assert np.array_equal(a, b), name
+    moved = [
+        name
+        for name in decoder
+        if not np.array_equal(earlier.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+    ]
+    assert "mask" in moved and len(moved) >= len(decoder) // 2
+
+
+def test_the_classic_unet_has_no_encoder_to_freeze(tmp_path, data):
+    with pytest.raises(ValueError, match="no pretrained encoder"):
+        run_training(config(tmp_path, data, epochs=1, freeze_encoder=True))

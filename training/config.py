@@ -64,6 +64,7 @@ class TrainConfig:
     resume: bool = False
     init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning stage), new optimizer
     freeze_copied: bool = False  # with init_from: train only the layers it did not supply (a new head's warm-up)
+    freeze_encoder: bool = False  # keep the pretrained encoder fixed (BatchNorm statistics too): decoder-only tuning
     workers: int = 2  # processes decoding the cache
 
     @property
@@ -159,6 +160,7 @@ HELP = {
     "resume": "continue from run_dir/last.keras with its optimizer state",
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",
     "freeze_copied": "with --init-from: keep the copied layers fixed (BatchNorm statistics too), train the new ones",
+    "freeze_encoder": "keep the pretrained encoder fixed (BatchNorm statistics too): train the decoder and head only",
 }
 
 

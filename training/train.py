@@ -101,8 +101,20 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
             print(f"training only the {len(fresh)} new layers: {', '.join(fresh)}")
     elif cfg.freeze_copied:
         raise ValueError("freeze_copied needs init_from (there is nothing copied to keep fixed)")
+    if cfg.freeze_encoder:
+        _freeze_encoder(model, cfg)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
+
+
+def _freeze_encoder(model: keras.Model, cfg: TrainConfig) -> None:
+    """Fix the pretrained encoder's layers: tuning the decoder alone keeps the features other sets rely on."""
+    encoder = [layer for layer in model.layers if cfg.model().is_encoder(layer.name)]
+    if not encoder:
+        raise ValueError(f"freeze_encoder: the {cfg.architecture} architecture has no pretrained encoder")
+    for layer in encoder:
+        layer.trainable = False
+    print(f"encoder fixed: {len(encoder)} layers; training the other {len(model.layers) - len(encoder)}")
 
 
 def _write_log(path: Path, history: list[dict]) -> None:

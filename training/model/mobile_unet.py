@@ -61,6 +61,10 @@ class MobileUNetConfig:
     def normalisation(self) -> Normalisation:
         return Normalisation(mean=mobilenet_v2.MEAN, std=mobilenet_v2.STD)
 
+    def is_encoder(self, layer_name: str) -> bool:
+        """Whether a layer belongs to the pretrained encoder (the ported torchvision `features.*`)."""
+        return layer_name.startswith(mobilenet_v2.LAYER_PREFIX)
+
     def build(self, input_size: tuple[int, int] | None = None) -> keras.Model:
         return build_mobile_unet(self, input_size)
 

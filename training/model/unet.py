@@ -36,6 +36,10 @@ class UNetConfig:
 
         return Normalisation()  # pixel / 255
 
+    def is_encoder(self, layer_name: str) -> bool:
+        """The classic U-Net trains from scratch: no layer is a pretrained encoder's."""
+        return False
+
     def build(self, input_size: tuple[int, int] | None = None) -> keras.Model:
         return build_unet(self, input_size)
 

@@ -17,6 +17,7 @@ SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 
 BN_EPSILON = 1e-5  # torch's default; Keras' 1e-3 would shift every normalised activation
 # ImageNet normalisation of torchvision's weights (after scaling pixels to 0..1): goes into the manifest.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LAYER_PREFIX = "features_"  # every encoder layer's name starts so (torchvision's `features.`)
 # Indices of `features` whose outputs are the skips at strides 2, 4, 8, 16 and 32.
 SKIP_BLOCKS = (1, 3, 6, 13, 17)
 SKIP_CHANNELS = (16, 24, 32, 96, 320)
@@ -94,7 +95,7 @@ def load_torch_weights(model: keras.Model, state: dict[str, np.ndarray]) -> int:
     """Copy torchvision MobileNetV2 weights into every `features_*`/`classifier_*` layer; returns how many."""
     loaded = 0
     for layer in model.layers:
-        if not layer.name.startswith(("features_", "classifier_")):
+        if not layer.name.startswith((LAYER_PREFIX, "classifier_")):
             continue
         arrays = keras_weights(layer, state)
         if arrays is None:
