@@ -118,3 +118,10 @@ def test_pretrained_unet_exports_with_its_normalisation_in_the_manifest(tmp_path
     x = np.random.default_rng(2).integers(0, 255, (2, 64, 96, 3), np.uint8)
     expected = keras.ops.convert_to_numpy(model(norm.apply(x)))[..., 0]
     assert np.abs(Segmenter(manifest.path).probabilities(x) - expected).max() <= 1e-4
+    # tf2onnx's Unsqueeze/Tile/Reshape chains of the nearest upsamplings are one Resize each in the file
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(manifest.model_path)).graph.node]
+    upsamplings = [layer for layer in model.layers if isinstance(layer, keras.layers.UpSampling2D)]
+    assert len(upsamplings) == 5 and ops.count("Resize") == 5 and "Tile" not in ops
+    assert manifest.architecture["onnx_nearest_upsampling"] == "Resize (5 layers)"

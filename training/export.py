@@ -2,7 +2,8 @@
 
 The ONNX graph takes float32 NHWC images of any batch, height and width
 (divisible by 2**depth) named `image`, and returns sigmoid probabilities named
-`mask`. The export fails loudly if onnxruntime and Keras disagree by more
+`mask`. Nearest upsamplings are rewritten as one Resize each (training.onnx_graph: the same outputs,
+fewer nodes). The export fails loudly if onnxruntime and Keras disagree by more
 than `tolerance` on sample inputs.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
 from carmask.subject import Subject
+from training.onnx_graph import nearest_upsampling_to_resize
 
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
 
@@ -28,8 +30,9 @@ class ExportError(RuntimeError):
     """The exported ONNX model does not reproduce the Keras model."""
 
 
-def convert(model: keras.Model, path: Path, opset: int = 17) -> None:
-    """Write `model` as ONNX with dynamic batch and spatial size."""
+def convert(model: keras.Model, path: Path, opset: int = 17, depth: int = 5) -> list[str]:
+    """Write `model` as ONNX with dynamic batch and spatial size (sides divisible by 2**depth); returns the
+    nearest-upsampling layers whose tf2onnx chains became a single Resize (training.onnx_graph)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -42,6 +45,12 @@ def convert(model: keras.Model, path: Path, opset: int = 17) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset, output_path=str(path))
+    nearest = [
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
+    ]
+    return nearest_upsampling_to_resize(path, nearest, channels, 2**depth) if nearest else []
 
 
 def verify(model: keras.Model, path: Path, depth: int, tolerance: float = 1e-4, seed: int = 0) -> float:
@@ -227,9 +236,11 @@ def export(
     image_size = image_size or int(training.get("image_size", 256))  # the size the run trained at
     depth = int(arch.get("depth", 4))
     onnx_path = out_dir / f"{name}.onnx"
-    convert(model, onnx_path, opset)
+    resized = convert(model, onnx_path, opset, depth)
     max_diff = verify(model, onnx_path, depth, tolerance)
     arch.update(parameters=int(model.count_params()), opset=opset, onnx_vs_keras_max_abs_diff=max_diff)
+    if resized:
+        arch["onnx_nearest_upsampling"] = f"Resize ({len(resized)} layers)"
     manifest = Manifest(
         **identity(name, version, onnx_path),
         input=replace(run_input_spec(run_dir, image_size), aspect_range=list(aspect_range) if aspect_range else None),

@@ -59,7 +59,7 @@ def export_clouds(
     depth = int(config["model"]["depth"])
     bands = tuple(config["band_names"])
     onnx_path = out_dir / f"{name}.onnx"
-    convert(model, onnx_path, opset)
+    convert(model, onnx_path, opset, depth)
     max_diff = verify(model, onnx_path, depth, tolerance)
     norm = config["normalisation"]
     side = 2**depth
