@@ -144,7 +144,7 @@ def export_main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint", type=Path, help="e.g. runs/unet/best.keras")
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--name", default="carmask-v2")
-    parser.add_argument("--version", default="2.5.0")
+    parser.add_argument("--version", default="2.5.1")
     parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
     parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
     parser.add_argument("--image-size", type=int, help="manifest input side (default: the run's training size)")
