@@ -1,11 +1,16 @@
 """Model latency in onnxruntime: one image at the model's input size, default threads (1 per core), side by side.
 
 python benchmarks/model_latency.py [--rounds 5] [models/*.onnx ...] [model.onnx@288 ...]
+python benchmarks/model_latency.py --paired 30 a.onnx b.onnx   # a few per cent apart: paired in one process
 
 The input size comes from each model's manifest (`@SIZE` overrides it, to time one graph at another size).
 
 The models take turns, one process each per round, so a noisy neighbour on the VM slows them alike; the
 first model is the reference the others are compared with as a ratio (per round, then the median).
+`--paired N` keeps every model's session open in one process and lets them take turns every 10 runs, N
+rounds: each round's medians are taken seconds apart, so their ratio resolves differences of a few per cent
+that the VM's load hides between processes (the first runs after another session's turn, slowed by its
+spinning threads, fall out of each round's median).
 """
 
 from __future__ import annotations
@@ -51,6 +56,40 @@ def latency(path: Path, batch: int, side: int = 256, threads: int = 0, runs: int
     return float(np.median(times))
 
 
+def paired(specs: list[str], rounds: int, block: int = 10) -> None:
+    """All models in one process, taking turns every `block` runs: per-round ratios to the first model."""
+    sessions, feeds = [], []
+    for spec in specs:
+        path, side = input_size(spec)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        channels = session.get_inputs()[0].shape[-1]
+        x = np.random.default_rng(0).random((1, side, side, channels), dtype=np.float32)
+        sessions.append(session)
+        feeds.append({session.get_inputs()[0].name: x})
+        for _ in range(20):
+            session.run(None, feeds[-1])
+    medians = np.zeros((rounds, len(specs)))
+    for r in range(rounds):
+        for i, (session, feed) in enumerate(zip(sessions, feeds, strict=True)):
+            times = []
+            for _ in range(block):
+                start = time.perf_counter()
+                session.run(None, feed)
+                times.append((time.perf_counter() - start) * 1000)
+            medians[r, i] = np.median(times)
+    ratios = medians / medians[:, :1]
+    reference = f"x {Path(specs[0]).name} (p10-p90)"
+    print(f"{'model @ input side':32} {'1 image ms: median (p10-p90)':>30} {reference:>36}")
+    for i, spec in enumerate(specs):
+        path, side = input_size(spec)
+        ms, ratio = np.percentile(medians[:, i], [50, 10, 90]), np.percentile(ratios[:, i], [50, 10, 90])
+        print(
+            f"{f'{path.name} @ {side}':32} {ms[0]:13.2f} ({ms[1]:5.2f}-{ms[2]:6.2f})     "
+            f"{ratio[0]:15.3f} ({ratio[1]:.3f}-{ratio[2]:.3f})"
+        )
+    print(f"({rounds} rounds in one process, models taking turns every {block} runs; medians of the rounds)")
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":  # child: time one model, print one JSON line
         path, side = input_size(sys.argv[2])
@@ -59,9 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="ONNX files, each optionally @SIZE")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--paired", type=int, metavar="N", help="N rounds with every model in one process")
     args = parser.parse_args()
     paths = args.models or [str(p) for p in sorted((ROOT / "models").glob("*.onnx"))]
     print(f"machine: {machine()}; onnxruntime {ort.__version__}, CPUExecutionProvider, default threads (1 per core)")
+    if args.paired:
+        paired(paths, args.paired)
+        return
     rounds: dict[str, list[dict]] = {p: [] for p in paths}
     for _ in range(args.rounds):
         for path in paths:
