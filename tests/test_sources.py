@@ -76,6 +76,37 @@ def test_dsmlr_reader_and_its_errors(tmp_path):
         read_dsmlr(rle)
 
 
+def test_a_teacher_fills_only_the_ignored_hull_where_it_is_confident(tmp_path):
+    from carmask.preprocess import Fit
+    from training.data.cache import _key
+    from training.data.sources.dsmlr import with_teacher
+    from training.data.teacher import Teacher
+
+    # The notch of the L (ignored) is car to the teacher on its left, background on its right, unsure between.
+    root = make_dsmlr(tmp_path / "d", {"a.jpg": [_square(10, 10, 30, 30), _square(10, 34, 90, 60)]})
+    (photo,) = read_dsmlr(root, "trainingset")
+    plain = photo.load_label()
+    prob = np.full((80, 100), 128, np.uint8)
+    prob[:, :45] = 250  # car: also over background outside the hull, and over a part
+    prob[:, 70:] = 5  # background: also over a part
+    teachers = tmp_path / "teacher"
+    teachers.mkdir()
+    Image.fromarray(prob).save(teachers / "a.png")
+    (taught,) = with_teacher([photo], Teacher(teachers))
+    label = taught.load_label()
+    assert plain[32, 40] == plain[32, 60] == plain[32, 80] == IGNORE  # the notch, before
+    assert label[32, 40] == 1 and label[32, 80] == 0 and label[32, 60] == IGNORE  # car / background / unsure
+    assert np.array_equal(label[plain != IGNORE], plain[plain != IGNORE])  # parts and outside: the human's
+    assert _key([photo], Fit((32, 32))) != _key([taught], Fit((32, 32)))  # taught labels are cached apart
+    assert with_teacher([photo], None) == [photo]
+    (teachers / "a.png").unlink()
+    with pytest.raises(SourceError, match="carmask-teacher"):
+        taught.load_label()
+    Image.fromarray(prob[:40]).save(teachers / "a.png")
+    with pytest.raises(SourceError, match="is \\(100, 40\\), the photo \\(100, 80\\)"):
+        taught.load_label()
+
+
 def make_davis(root, sequences=("seq-a", "seq-b"), frames=3, drop_mask: str | None = None):
     for sequence in sequences:
         (root / "JPEGImages" / "480p" / sequence).mkdir(parents=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from training.data.augment import AugmentConfig, preset
 from training.data.composite import CompositeConfig
+from training.data.teacher import Teacher
 from training.model import ARCHITECTURES, MobileUNetConfig, UNetConfig
 
 ENV_PREFIX = "CARMASK_TRAIN_"
@@ -50,6 +51,7 @@ class TrainConfig:
     augment: str = "photos"  # preset: none, mild, original (ImageDataGenerator settings), photos
     source_augment: str = ""  # name:preset,... per source (e.g. studio photos mild, ordinary ones photos)
     composite_shadow: float = 0.0  # probability that a pasted car casts a soft shadow (labelled background)
+    dsmlr_teacher: Path | None = None  # carmask-teacher's masks: fill DSMLR's ignored hulls where confident
     rotation: float | None = None  # preset overrides
     width_shift: float | None = None
     height_shift: float | None = None
@@ -113,6 +115,9 @@ class TrainConfig:
             raise ValueError(f"composite_shadow is a probability, got {self.composite_shadow}")
         return CompositeConfig(shadow=self.composite_shadow)
 
+    def teacher(self) -> Teacher | None:
+        return Teacher(self.dsmlr_teacher) if self.dsmlr_teacher else None
+
     def augmentation(self) -> AugmentConfig:
         return preset(
             self.augment,
@@ -156,6 +161,8 @@ HELP = {
     "source_augment": "per-source presets, name:preset,... (e.g. dsmlr:photos); other sources use --augment",
     "composite_shadow": "probability that a composite's pasted car casts a soft shadow on the ground "
     "(labelled background); 0 keeps the composites of earlier runs",
+    "dsmlr_teacher": "folder of carmask-teacher masks (u2netp's): DSMLR's ignored hull pixels take the teacher's "
+    "answer where it is confident (<= 0.1 background, >= 0.9 car); parts and outside-hull labels stay",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
     "resume": "continue from run_dir/last.keras with its optimizer state",
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",

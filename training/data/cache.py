@@ -51,7 +51,10 @@ def _load_one(args) -> tuple[np.ndarray, np.ndarray] | str:
 
 def _key(samples: list, fit: Fit) -> str:
     placement = repr(fit.size) if fit.aspect_range is None else repr(fit)  # squash keeps its old keys
-    text = CACHE_VERSION + placement + "".join(f"{s.image_path.resolve()}" for s in samples)
+    # label_key: what a label depends on besides its photo (a teacher's masks); absent for most sources
+    text = (
+        CACHE_VERSION + placement + "".join(f"{s.image_path.resolve()}{getattr(s, 'label_key', '')}" for s in samples)
+    )
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

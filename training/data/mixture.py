@@ -18,7 +18,7 @@ from training.data.dataset import SourceArrays
 from training.data.reader import Sample
 from training.data.sources.backgrounds import read_backgrounds
 from training.data.sources.davis import read_davis
-from training.data.sources.dsmlr import read_dsmlr
+from training.data.sources.dsmlr import read_dsmlr, with_teacher
 
 
 @dataclass
@@ -57,7 +57,8 @@ def training_sources(cfg: TrainConfig, carvana_train: list[Sample]) -> list[Sour
     if weights.get("negatives"):
         sources.append(SourceArrays("negatives", backgrounds, empty, weights["negatives"]))
     if weights.get("dsmlr"):
-        sources.append(SourceArrays("dsmlr", *arrays(read_dsmlr(cfg.dsmlr_dir, "trainingset")), weights["dsmlr"]))
+        photos = with_teacher(read_dsmlr(cfg.dsmlr_dir, "trainingset"), cfg.teacher())
+        sources.append(SourceArrays("dsmlr", *arrays(photos), weights["dsmlr"]))
     if weights.get("davis"):
         train_sequences, _ = _davis_sequences(cfg)
         sources.append(SourceArrays("davis", *arrays(read_davis(cfg.davis_dir, train_sequences)), weights["davis"]))

@@ -11,7 +11,7 @@ between them is ignored rather than labelled: a lost pixel, never a wrong one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from training.data.sources.base import IGNORE, LabelledPhoto, SourceError
+from training.data.teacher import Teacher
 
 BACKGROUND_CATEGORY = "_background_"
 HULL_MARGIN = 0.01  # of the image diagonal: the hull is dilated by this before "outside" counts as background
@@ -29,9 +30,16 @@ class DsmlrPhoto(LabelledPhoto):
     polygons: tuple[tuple[float, ...], ...] = ()
     width: int = 0
     height: int = 0
+    teacher: Teacher | None = None  # fills the ignored hull where a general model is confident
+
+    @property
+    def label_key(self) -> str:
+        """What the label depends on beyond the photo's path (the array cache keys on it)."""
+        return self.teacher.key() if self.teacher else ""
 
     def load_label(self) -> np.ndarray:
-        return whole_car_label(self.polygons, self.width, self.height)
+        label = whole_car_label(self.polygons, self.width, self.height)
+        return self.teacher.fill(label, Path(self.name).stem) if self.teacher else label
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -78,6 +86,11 @@ def whole_car_label(polygons, width: int, height: int) -> np.ndarray:
     label = np.where(hull, IGNORE, 0).astype(np.uint8)
     label[parts] = 1
     return label
+
+
+def with_teacher(photos: list[DsmlrPhoto], teacher: Teacher | None) -> list[DsmlrPhoto]:
+    """The same photos, their ignored hulls filled by `teacher` (None: as they are)."""
+    return [replace(p, teacher=teacher) for p in photos] if teacher else photos
 
 
 def read_dsmlr(root: str | Path, split: str = "trainingset") -> list[DsmlrPhoto]:

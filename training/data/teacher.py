@@ -1,0 +1,101 @@
+"""Teacher masks: a general model's masks that fill the regions a source's own labels leave ignored.
+
+DSMLR labels parts, not whole cars, so the hull around the parts minus the parts is ignored: body panels
+the parts miss, but also the strip under the sill between the wheels, where an outdoor photo's contact
+shadow lies, so no ordinary photo teaches where a car ends above its shadow. rembg's u2netp (a general
+salient-object network) is a teacher for those pixels only: where it is confident (probability at least
+`high`: car; at most `low`: background) an ignored pixel takes its answer; the human labels (parts = car,
+outside the hull = background) always win, and pixels it is unsure of stay ignored.
+
+`carmask-teacher` writes the masks, one 8-bit PNG per photo (`<stem>.png`, u2netp's probability x 255 at
+the photo's size); `carmask-train --dsmlr-teacher DIR` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training.data.sources.base import IGNORE, SourceError
+
+WEIGHTS = Path(".cache/carmask/weights")
+
+
+@dataclass(frozen=True)
+class Teacher:
+    folder: Path
+    low: float = 0.1  # an ignored pixel the teacher gives at most this becomes background
+    high: float = 0.9  # ... at least this, car
+
+    def key(self) -> str:
+        """What the cached labels depend on (carmask's array cache keys on it)."""
+        return f"teacher:{self.folder.resolve()}:{self.low}:{self.high}"
+
+    def fill(self, label: np.ndarray, stem: str) -> np.ndarray:
+        """`label` (0/1/255) with its ignored pixels taken from the teacher where it is confident."""
+        path = self.folder / f"{stem}.png"
+        if not path.is_file():
+            raise SourceError(f"no teacher mask {path} (run carmask-teacher for this source)")
+        with Image.open(path) as img:
+            prob = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        if prob.shape != label.shape:
+            raise SourceError(f"teacher mask {path} is {prob.shape[::-1]}, the photo {label.shape[::-1]}")
+        out = label.copy()
+        ignored = label == IGNORE
+        out[ignored & (prob >= self.high)] = 1
+        out[ignored & (prob <= self.low)] = 0
+        return out
+
+
+def u2netp_masks(photos: list[Path], out_dir: Path) -> int:
+    """u2netp's probability masks for `photos` into `out_dir`; returns how many were written (others kept)."""
+    os.environ.setdefault("U2NET_HOME", str((WEIGHTS / "rembg").resolve()))
+    if not (Path(os.environ["U2NET_HOME"]) / "models" / "u2netp" / "u2netp.onnx").is_file():
+        sys.exit("u2netp.onnx is not in the cache: run `carmask-weights fetch u2netp` first")
+    try:
+        from rembg import new_session, remove
+    except ImportError:
+        sys.exit("rembg is not installed: pip install -e '.[peer]'")
+    from tqdm import tqdm
+
+    session = new_session("u2netp")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for photo in tqdm(photos, desc="teacher", unit="photo"):
+        target = out_dir / f"{photo.stem}.png"
+        if target.is_file():
+            continue
+        with Image.open(io.BytesIO(photo.read_bytes())) as img:
+            mask = remove(img.convert("RGB"), session=session, only_mask=True, post_process_mask=False)
+        tmp = target.with_suffix(".tmp.png")
+        mask.convert("L").save(tmp)
+        tmp.replace(target)
+        written += 1
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="carmask-teacher",
+        description="Write rembg u2netp's masks for a folder of photos (DSMLR's trainingset/JPEGImages), "
+        "for `carmask-train --dsmlr-teacher`. Needs the peer extra and `carmask-weights fetch u2netp`.",
+    )
+    parser.add_argument("photos", type=Path, help="folder of .jpg photos")
+    parser.add_argument("out", type=Path, help="folder for <stem>.png masks (existing ones are kept)")
+    args = parser.parse_args(argv)
+    photos = sorted(p for p in args.photos.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not photos:
+        sys.exit(f"no photos in {args.photos}")
+    written = u2netp_masks(photos, args.out)
+    print(f"{written} teacher masks written to {args.out} ({len(photos) - written} there already)")
+
+
+if __name__ == "__main__":
+    main()
