@@ -38,7 +38,7 @@ def stage_breakdown(photos: list[tuple[str, bytes]], threads: int = 0, rounds: i
             t2 = time.perf_counter()
             prob = seg.probabilities(pixels[None])[0]
             t3 = time.perf_counter()
-            prob = seg.content(prob, photo.size, seg.threshold)
+            prob = seg.content(prob, photo.size, seg.threshold, pixels=pixels)
             mask = threshold_u8(upsample_probabilities(prob, photo.size), seg.threshold)
             t4 = time.perf_counter()
             mask_png(mask)

@@ -79,7 +79,8 @@ class SegmentActor:
         rles, coverages = np.array([""] * n, dtype=object), np.zeros(n)
         for i, prob in zip(ok, probs, strict=True):
             size = (int(batch["width"][i]), int(batch["height"][i]))
-            mask = probabilities_to_mask(self.segmenter.content(prob, size, m.threshold), size, m.threshold)
+            content = self.segmenter.content(prob, size, m.threshold, pixels=batch["pixels"][i])
+            mask = probabilities_to_mask(content, size, m.threshold)
             record = rle_record(mask)
             rles[i], coverages[i] = record["rle"], record["coverage"]
             if self.write_masks:

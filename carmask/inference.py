@@ -62,12 +62,20 @@ class Segmenter(ModelSession):
         return self.manifest.output.selection.with_mode(self.cars)
 
     def content(
-        self, prob: np.ndarray, photo_size: tuple[int, int], threshold: float, subject: str | None = None
+        self,
+        prob: np.ndarray,
+        photo_size: tuple[int, int],
+        threshold: float,
+        subject: str | None = None,
+        pixels: np.ndarray | None = None,
     ) -> np.ndarray:
         """A model-size output to the probabilities of the photo's own content, ready to upsample: the
-        letterbox's padding cropped off, then only the photo's subject kept (`subject`, "main" or "all",
-        overrides the mode for this photo)."""
-        return self.subject.with_mode(subject).select(self.fit.content(prob, photo_size), threshold)
+        letterbox's padding cropped off, only the photo's subject kept (`subject`, "main" or "all",
+        overrides the mode for this photo), then refined along the photo's edges as the manifest says,
+        guided by `pixels` (the model's input for this photo; None: not refined)."""
+        kept = self.subject.with_mode(subject).select(self.fit.content(prob, photo_size), threshold)
+        guide = None if pixels is None else self.fit.content(pixels, photo_size)
+        return self.manifest.output.refinement.apply(kept, guide)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         spec = self.manifest.input
@@ -107,8 +115,8 @@ class Segmenter(ModelSession):
         probs = self.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
         t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
-        for (i, _, photo), prob in zip(loaded, probs, strict=True):
-            results[i] = probabilities_to_mask(self.content(prob, photo.size, thr), photo.size, thr)
+        for (i, pixels, photo), prob in zip(loaded, probs, strict=True):
+            results[i] = probabilities_to_mask(self.content(prob, photo.size, thr, pixels=pixels), photo.size, thr)
         if seconds is not None:
             for key, spent in (("decode", t1 - t0), ("model", t2 - t1), ("upsample", time.perf_counter() - t2)):
                 seconds[key] = seconds.get(key, 0.0) + spent

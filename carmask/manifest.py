@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from carmask.preprocess import Fit, Normalisation
+from carmask.refine import Refine
 from carmask.subject import Subject
 
 
@@ -83,9 +84,13 @@ class OutputSpec:
     # Photo models: which marked regions the mask keeps, {"mode": "main" | "all", "join", "keep_ratio"}
     # (carmask.subject.Subject); empty keeps every region, as manifests that predate it did.
     subject: dict[str, Any] = field(default_factory=dict)
+    # Photo models: edge-aware refinement of the probabilities before upsampling, {"method": "guided",
+    # "radius", "eps"} (carmask.refine.Refine); empty leaves them as the network gives them.
+    refine: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.selection  # noqa: B018 - a malformed subject fails when the manifest loads, not at a request
+        self.refinement  # noqa: B018 - the same for a malformed refine
 
     @property
     def class_names(self) -> list[str]:
@@ -94,6 +99,10 @@ class OutputSpec:
     @property
     def selection(self) -> Subject:
         return Subject(**self.subject)
+
+    @property
+    def refinement(self) -> Refine:
+        return Refine(**self.refine)
 
 
 @dataclass

@@ -101,7 +101,7 @@ def to_mask(
 ) -> Result:
     """`cars` None: the model's manifest says which cars the mask covers."""
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
-        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold, cars)
+        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold, cars, prepared.pixels)
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
         prob_u8 = upsample_probabilities(prob, target)
         mask = threshold_u8(prob_u8, threshold)

@@ -96,6 +96,8 @@ def test_exported_model_scores_like_the_checkpoint(trained):
             "32",
             "--report",
             str(run / "eval" / "report.json"),
+            "--refine",
+            "none",  # like with like: the checkpoint's evaluation has no edge refinement
         ]
     )
     manifest = json.loads((trained / "models" / "tiny.json").read_text())

@@ -11,6 +11,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
 
+from carmask.refine import METHODS as REFINE_METHODS
 from carmask.settings import add_arguments, from_namespace
 from carmask.subject import MODES as SUBJECT_MODES
 from training.config import ENV_PREFIX, HELP, TrainConfig
@@ -144,7 +145,7 @@ def export_main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint", type=Path, help="e.g. runs/unet/best.keras")
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--name", default="carmask-v2")
-    parser.add_argument("--version", default="2.5.1")
+    parser.add_argument("--version", default="2.6.0")
     parser.add_argument("--run-dir", type=Path, help="run folder for the training summary (default: checkpoint's)")
     parser.add_argument("--report", type=Path, help="carmask-evaluate report.json to record as the metrics")
     parser.add_argument("--image-size", type=int, help="manifest input side (default: the run's training size)")
@@ -162,6 +163,13 @@ def export_main(argv: list[str] | None = None) -> None:
         choices=SUBJECT_MODES,
         help="which marked regions served masks keep: main (the photo's car and what lies within reach of it; "
         "the default) or all (every car and speck the model marks)",
+    )
+    parser.add_argument(
+        "--refine",
+        choices=REFINE_METHODS,
+        default="guided",
+        help="edge-aware refinement of served probabilities before upsampling: guided (a guided filter on the "
+        "model's input, radius 2, eps 1e-3 at the model's size; the default) or none",
     )
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |ONNX - Keras| allowed")
@@ -186,6 +194,7 @@ def export_main(argv: list[str] | None = None) -> None:
         tolerance=args.tolerance,
         aspect_range=args.aspect_range,
         subject=args.subject,
+        refine=args.refine,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")

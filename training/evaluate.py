@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from carmask.metrics import per_image_scores
 from carmask.preprocess import Fit, Normalisation, probabilities_to_mask
+from carmask.refine import Refine
 from carmask.subject import Subject
 from training.data.cache import load_arrays
 from training.data.sources import IGNORE
@@ -119,6 +120,8 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
     size = (cfg.image_size, cfg.image_size)
     fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
     subject = getattr(predictor, "subject", Subject()).with_mode(cfg.subject)
+    manifest = getattr(predictor, "manifest", None)  # an exported model's refinement; a checkpoint has none
+    refine = manifest.output.refinement if manifest is not None else Refine()
     images, labels = load_arrays(samples, fit, cache_dir)
     loss_fn = get_loss(cfg.loss)
     rows, probs, losses = [], [], []
@@ -137,6 +140,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
                 full = sample.load_label()
                 size = full.shape[::-1]
                 content = subject.select(fit.content(prob[i], size), cfg.threshold)
+                content = refine.apply(content, fit.content(images[batch][i], size))
                 mask = probabilities_to_mask(content, size, cfg.threshold)
                 row.update(_scores(mask == 1, full, "original"))
             rows.append(row)

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from carmask.manifest import InputSpec, Manifest, OutputSpec, sha256_of
+from carmask.refine import Refine
 from carmask.subject import Subject
 from training.onnx_graph import nearest_upsampling_to_resize
 
@@ -223,11 +224,13 @@ def export(
     tolerance: float = 1e-4,
     aspect_range: tuple[float, float] | None = None,
     subject: str | None = None,
+    refine: str = "guided",
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
 
     `subject` is the served masks' region selection (carmask.subject): "main" unless said otherwise, since a
-    photo sent to carmask is of one car.
+    photo sent to carmask is of one car. `refine` is the served probabilities' edge-aware refinement
+    (carmask.refine): "guided" (radius 2, eps 1e-3) unless said otherwise; "none" writes none.
     """
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
@@ -244,7 +247,12 @@ def export(
     manifest = Manifest(
         **identity(name, version, onnx_path),
         input=replace(run_input_spec(run_dir, image_size), aspect_range=list(aspect_range) if aspect_range else None),
-        output=OutputSpec(name=OUTPUT_NAME, activation="sigmoid", subject=asdict(Subject(mode=subject or "main"))),
+        output=OutputSpec(
+            name=OUTPUT_NAME,
+            activation="sigmoid",
+            subject=asdict(Subject(mode=subject or "main")),
+            refine=asdict(Refine(method=refine)) if refine != "none" else {},
+        ),
         threshold=threshold,
         architecture=arch,
         training=training,
