@@ -45,11 +45,12 @@ def contenders(models: list[Path], peer: bool) -> dict:
     out = {}
     for path in models:
         manifest = load_manifest(path)
-        out[manifest.name] = ours(manifest)
+        label = f"{manifest.name} {manifest.version}"  # two versions of one model are two columns
+        out[label] = ours(manifest)
         if manifest.input.aspect_range is not None:
             squashed = load_manifest(path)
             squashed.input.aspect_range = None
-            out[f"{manifest.name} squashed"] = ours(squashed)
+            out[f"{label} squashed"] = ours(squashed)
     if peer:
         out["rembg-u2netp"] = rembg_u2netp()
     return out
