@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,14 +67,9 @@ def ours(manifest):
 
 
 def rembg_u2netp():
-    os.environ.setdefault("U2NET_HOME", str((WEIGHTS / "rembg").resolve()))
-    if not (Path(os.environ["U2NET_HOME"]) / "models" / "u2netp" / "u2netp.onnx").is_file():
-        sys.exit("u2netp.onnx is not in the cache: run `carmask-weights fetch u2netp` first")
-    try:
-        from rembg import new_session, remove
-    except ImportError:
-        sys.exit("rembg is not installed: pip install -e '.[peer]' (or make benchmark-peer)")
-    session = new_session("u2netp")
+    from training.weights.u2netp import u2netp_session
+
+    session, remove = u2netp_session(WEIGHTS)
 
     def segment(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:

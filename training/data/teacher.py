@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,6 @@ import numpy as np
 from PIL import Image
 
 from training.data.sources.base import IGNORE, SourceError
-
-WEIGHTS = Path(".cache/carmask/weights")
 
 
 @dataclass(frozen=True)
@@ -56,16 +53,11 @@ class Teacher:
 
 def u2netp_masks(photos: list[Path], out_dir: Path) -> int:
     """u2netp's probability masks for `photos` into `out_dir`; returns how many were written (others kept)."""
-    os.environ.setdefault("U2NET_HOME", str((WEIGHTS / "rembg").resolve()))
-    if not (Path(os.environ["U2NET_HOME"]) / "models" / "u2netp" / "u2netp.onnx").is_file():
-        sys.exit("u2netp.onnx is not in the cache: run `carmask-weights fetch u2netp` first")
-    try:
-        from rembg import new_session, remove
-    except ImportError:
-        sys.exit("rembg is not installed: pip install -e '.[peer]'")
     from tqdm import tqdm
 
-    session = new_session("u2netp")
+    from training.weights.u2netp import u2netp_session
+
+    session, remove = u2netp_session()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for photo in tqdm(photos, desc="teacher", unit="photo"):
