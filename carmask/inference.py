@@ -16,7 +16,7 @@ import numpy as np
 
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest
-from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
+from carmask.preprocess import Fit, load_for_model, photo_content, probabilities_to_mask
 from carmask.session import ModelSession
 from carmask.subject import Subject
 
@@ -73,9 +73,8 @@ class Segmenter(ModelSession):
         letterbox's padding cropped off, only the photo's subject kept (`subject`, "main" or "all",
         overrides the mode for this photo), then refined along the photo's edges as the manifest says,
         guided by `pixels` (the model's input for this photo; None: not refined)."""
-        kept = self.subject.with_mode(subject).select(self.fit.content(prob, photo_size), threshold)
-        guide = None if pixels is None else self.fit.content(pixels, photo_size)
-        return self.manifest.output.refinement.apply(kept, guide)
+        refine = self.manifest.output.refinement
+        return photo_content(prob, photo_size, threshold, self.fit, self.subject.with_mode(subject), refine, pixels)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         spec = self.manifest.input

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 from carmask.imaging import Photo, open_photo
+from carmask.refine import Refine
+from carmask.subject import Subject
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,21 @@ def load_for_model(source, fit: Fit | tuple[int, int], max_pixels: int | None = 
     fit = fit if isinstance(fit, Fit) else Fit(tuple(fit))
     photo = open_photo(source, max_pixels=max_pixels, draft_size=fit.size)
     return fit.pixels(photo.image), photo
+
+
+def photo_content(
+    prob: np.ndarray,
+    photo_size: tuple[int, int],
+    threshold: float,
+    fit: Fit,
+    subject: Subject,
+    refine: Refine,
+    pixels: np.ndarray | None = None,
+) -> np.ndarray:
+    """The served post-processing at the model's size, one place for the service and for evaluation: the
+    letterbox's padding cropped off `prob` (and `pixels`, the model's input), the subject kept, then refined."""
+    kept = subject.select(fit.content(prob, photo_size), threshold)
+    return refine.apply(kept, None if pixels is None else fit.content(pixels, photo_size))
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

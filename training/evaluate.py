@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carmask.metrics import per_image_scores
-from carmask.preprocess import Fit, Normalisation, probabilities_to_mask
+from carmask.preprocess import Fit, Normalisation, photo_content, probabilities_to_mask
 from carmask.refine import Refine
 from carmask.subject import Subject
 from training.data.cache import load_arrays
@@ -139,8 +139,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
             if cfg.original_resolution:
                 full = sample.load_label()
                 size = full.shape[::-1]
-                content = subject.select(fit.content(prob[i], size), cfg.threshold)
-                content = refine.apply(content, fit.content(images[batch][i], size))
+                content = photo_content(prob[i], size, cfg.threshold, fit, subject, refine, images[batch][i])
                 mask = probabilities_to_mask(content, size, cfg.threshold)
                 row.update(_scores(mask == 1, full, "original"))
             rows.append(row)

@@ -109,7 +109,8 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
 
 def _freeze_encoder(model: keras.Model, cfg: TrainConfig) -> None:
     """Fix the pretrained encoder's layers: tuning the decoder alone keeps the features other sets rely on."""
-    encoder = [layer for layer in model.layers if cfg.model().is_encoder(layer.name)]
+    architecture = cfg.model()
+    encoder = [layer for layer in model.layers if architecture.is_encoder(layer.name)]
     if not encoder:
         raise ValueError(f"freeze_encoder: the {cfg.architecture} architecture has no pretrained encoder")
     for layer in encoder:
