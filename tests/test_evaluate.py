@@ -134,7 +134,7 @@ def test_exported_model_scores_like_the_checkpoint(trained):
         "training.weights.fetch:main",
         "carmask.bulk:main",
         "service.__main__:main",
-        "training.data.teacher:main",
+        "training.teachers.cli:main",
     ],
 )
 def test_every_command_has_useful_help(entry, capsys):

@@ -7,15 +7,13 @@ salient-object network) is a teacher for those pixels only: where it is confiden
 `high`: car; at most `low`: background) an ignored pixel takes its answer; the human labels (parts = car,
 outside the hull = background) always win, and pixels it is unsure of stay ignored.
 
-`carmask-teacher` writes the masks, one 8-bit PNG per photo (`<stem>.png`, u2netp's probability x 255 at
-the photo's size); `carmask-train --dsmlr-teacher DIR` reads them.
+`carmask-teacher PHOTOS OUT --teachers u2netp` writes the masks, one 8-bit PNG per photo
+(`OUT/teachers/u2netp/<stem>.png`, u2netp's probability x 255 at the photo's size);
+`carmask-train --dsmlr-teacher OUT/teachers/u2netp` reads them.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,45 +47,3 @@ class Teacher:
         out[ignored & (prob >= self.high)] = 1
         out[ignored & (prob <= self.low)] = 0
         return out
-
-
-def u2netp_masks(photos: list[Path], out_dir: Path) -> int:
-    """u2netp's probability masks for `photos` into `out_dir`; returns how many were written (others kept)."""
-    from tqdm import tqdm
-
-    from training.weights.u2netp import u2netp_session
-
-    session, remove = u2netp_session()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for photo in tqdm(photos, desc="teacher", unit="photo"):
-        target = out_dir / f"{photo.stem}.png"
-        if target.is_file():
-            continue
-        with Image.open(io.BytesIO(photo.read_bytes())) as img:
-            mask = remove(img.convert("RGB"), session=session, only_mask=True, post_process_mask=False)
-        tmp = target.with_suffix(".tmp.png")
-        mask.convert("L").save(tmp)
-        tmp.replace(target)
-        written += 1
-    return written
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="carmask-teacher",
-        description="Write rembg u2netp's masks for a folder of photos (DSMLR's trainingset/JPEGImages), "
-        "for `carmask-train --dsmlr-teacher`. Needs the peer extra and `carmask-weights fetch u2netp`.",
-    )
-    parser.add_argument("photos", type=Path, help="folder of .jpg photos")
-    parser.add_argument("out", type=Path, help="folder for <stem>.png masks (existing ones are kept)")
-    args = parser.parse_args(argv)
-    photos = sorted(p for p in args.photos.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not photos:
-        sys.exit(f"no photos in {args.photos}")
-    written = u2netp_masks(photos, args.out)
-    print(f"{written} teacher masks written to {args.out} ({len(photos) - written} there already)")
-
-
-if __name__ == "__main__":
-    main()
