@@ -16,7 +16,7 @@ from training.data.teacher import Teacher
 from training.model import ARCHITECTURES, MobileUNetConfig, UNetConfig
 
 ENV_PREFIX = "CARMASK_TRAIN_"
-SOURCE_NAMES = ("carvana", "composite", "dsmlr", "davis", "negatives")
+SOURCE_NAMES = ("carvana", "composite", "dsmlr", "davis", "negatives", "pseudo")
 
 
 @dataclass
@@ -25,6 +25,9 @@ class TrainConfig:
     dsmlr_dir: Path = Path("../shared/data/cars-outside/dsmlr")
     davis_dir: Path = Path("../shared/data/cars-outside/davis")
     backgrounds_dir: Path = Path("../shared/data/backgrounds/bsds500")
+    pseudo_dir: Path = Path("../shared/data/pseudo/stanford-cars")  # a carmask-teacher folder (source "pseudo")
+    pseudo_max_ignored: float = 0.15  # leave out teacher-labelled photos with more of the frame ignored
+    user_photos_dir: Path = Path("../shared/data/cars-outside/user-photos")  # evaluation only, never a source
     sources: str = "carvana:0.3,composite:0.2,dsmlr:0.35,davis:0.1,negatives:0.05"
     davis_val_sequences: str = "car-roundabout"  # held out whole; the other sequences train
     run_dir: Path = Path("runs/v2")
@@ -51,6 +54,8 @@ class TrainConfig:
     augment: str = "photos"  # preset: none, mild, original (ImageDataGenerator settings), photos
     source_augment: str = ""  # name:preset,... per source (e.g. studio photos mild, ordinary ones photos)
     composite_shadow: float = 0.0  # probability that a pasted car casts a soft shadow (labelled background)
+    composite_floor: float = 0.0  # probability that a pasted car is mirrored by a glossy floor (labelled background)
+    composite_studio: float = 0.0  # probability of a generated studio backdrop behind a pasted car
     dsmlr_teacher: Path | None = None  # carmask-teacher's masks: fill DSMLR's ignored hulls where confident
     rotation: float | None = None  # preset overrides
     width_shift: float | None = None
@@ -67,6 +72,7 @@ class TrainConfig:
     init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning stage), new optimizer
     freeze_copied: bool = False  # with init_from: train only the layers it did not supply (a new head's warm-up)
     freeze_encoder: bool = False  # keep the pretrained encoder fixed (BatchNorm statistics too): decoder-only tuning
+    freeze_batchnorm: bool = False  # every BatchNorm fixed (inference mode): starts imported from ONNX need it
     workers: int = 2  # processes decoding the cache
 
     @property
@@ -111,9 +117,10 @@ class TrainConfig:
         return {name: preset(value) for name, value in _per_source("source_augment", self.source_augment)}
 
     def composite(self) -> CompositeConfig:
-        if not 0 <= self.composite_shadow <= 1:
-            raise ValueError(f"composite_shadow is a probability, got {self.composite_shadow}")
-        return CompositeConfig(shadow=self.composite_shadow)
+        for name in ("composite_shadow", "composite_floor", "composite_studio"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
+        return CompositeConfig(shadow=self.composite_shadow, floor=self.composite_floor, studio=self.composite_studio)
 
     def teacher(self) -> Teacher | None:
         return Teacher(self.dsmlr_teacher) if self.dsmlr_teacher else None
@@ -145,6 +152,10 @@ HELP = {
     "data_dir": "Carvana folder (train/, train_masks/ or train_masks.csv)",
     "dsmlr_dir": "DSMLR car parts folder (trainingset/ trains, testset/ validates)",
     "davis_dir": "DAVIS-2016 folder (JPEGImages/480p, Annotations/480p)",
+    "pseudo_dir": "a carmask-teacher folder (photos labelled by teachers' agreement): the source 'pseudo'",
+    "pseudo_max_ignored": "leave out teacher-labelled photos with more than this share of the frame ignored",
+    "user_photos_dir": "photos of the kind users send, with whole-car masks: evaluated (carmask-evaluate), "
+    "never trained on",
     "backgrounds_dir": "car-free photos <split>_<id>.jpg (train/val: composites and negatives; test: validation)",
     "sources": "training mixture, name:weight,... from carvana, composite, dsmlr, davis, negatives",
     "davis_val_sequences": "DAVIS sequences held out for validation (comma-separated)",
@@ -161,6 +172,9 @@ HELP = {
     "source_augment": "per-source presets, name:preset,... (e.g. dsmlr:photos); other sources use --augment",
     "composite_shadow": "probability that a composite's pasted car casts a soft shadow on the ground "
     "(labelled background); 0 keeps the composites of earlier runs",
+    "composite_floor": "probability that a composite's car stands on a glossy floor mirroring it (a flipped, "
+    "faded copy under the wheels, labelled background)",
+    "composite_studio": "probability that a composite's background is a generated studio backdrop (wall and floor)",
     "dsmlr_teacher": "folder of carmask-teacher masks (u2netp's): DSMLR's ignored hull pixels take the teacher's "
     "answer where it is confident (<= 0.1 background, >= 0.9 car); parts and outside-hull labels stay",
     "base_width": "classic U-Net: channels at full resolution (doubles per level)",
@@ -168,6 +182,8 @@ HELP = {
     "init_from": "start from this .keras checkpoint's weights where layer names and shapes match (a later stage)",
     "freeze_copied": "with --init-from: keep the copied layers fixed (BatchNorm statistics too), train the new ones",
     "freeze_encoder": "keep the pretrained encoder fixed (BatchNorm statistics too): train the decoder and head only",
+    "freeze_batchnorm": "keep every BatchNorm fixed in inference mode (convolutions train): needed when --init-from "
+    "is a model imported from ONNX (`carmask-weights from-onnx`), whose BatchNorms hold the folded affines",
 }
 
 

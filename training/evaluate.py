@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from carmask.metrics import per_image_scores
+from carmask.metrics import bootstrap_interval, boundary_f_score, per_image_scores, top_edge_offset
 from carmask.preprocess import Fit, Normalisation, photo_content, probabilities_to_mask
 from carmask.refine import Refine
 from carmask.subject import Subject
@@ -98,7 +98,22 @@ class EvalConfig:
 
 
 def _mean(rows: list[dict], key: str) -> float:
-    return float(np.mean([r[key] for r in rows]))
+    values = [r[key] for r in rows]
+    return float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
+
+
+def _outline(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """Boundary F-score at 2 px and the top edge's median offset, where the label has no ignored pixels
+    (an ignored hull has no true outline); NaN elsewhere."""
+    if (label == IGNORE).any():
+        return {"bf2_original": float("nan"), "top_edge_original": float("nan")}
+    truth = label == 1
+    return {"bf2_original": boundary_f_score(pred, truth, 2), "top_edge_original": top_edge_offset(pred, truth)}
+
+
+def _interval(rows: list[dict], key: str) -> list[float]:
+    """95 % bootstrap interval of the mean of `key` over photos."""
+    return [round(v, 4) for v in bootstrap_interval(np.array([r[key] for r in rows]))]
 
 
 def photo_kind(car_fraction: float) -> str:
@@ -142,6 +157,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
                 content = photo_content(prob[i], size, cfg.threshold, fit, subject, refine, images[batch][i])
                 mask = probabilities_to_mask(content, size, cfg.threshold)
                 row.update(_scores(mask == 1, full, "original"))
+                row.update(_outline(mask == 1, full))
             rows.append(row)
         probs.append(prob)
 
@@ -158,9 +174,16 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
         "loss_model": sum(losses) / len(rows),
         **{k: _mean(rows, k) for k in keys},
         "per_kind": {kind: {"images": len(r), **{k: _mean(r, k) for k in keys}} for kind, r in sorted(by_kind.items())},
-        "per_group": {group: {k: _mean(r, k) for k in keys} for group, r in sorted(by_group.items())},
+        "per_group": {
+            group: {"images": len(r), **{k: _mean(r, k) for k in keys}} for group, r in sorted(by_group.items())
+        },
         "per_image": rows,
     }
+    iou_key = "iou_original" if cfg.original_resolution else "iou_model"
+    report["iou_interval"] = _interval(rows, iou_key)  # over photos: small sets need their spread
+    report["iou_p10_p50_p90"] = [round(float(v), 4) for v in np.percentile([r[iou_key] for r in rows], [10, 50, 90])]
+    for group, group_rows in by_group.items():
+        report["per_group"][group]["iou_interval"] = _interval(group_rows, iou_key)
     return report, {"images": images, "masks": labels, "probs": np.concatenate(probs)}
 
 
@@ -205,6 +228,25 @@ def print_summary(reports: dict[str, dict]) -> None:
             f"{name:10} {r['images']:6d} {r['groups']:6d}   {r[f'dice_{res}']:.4f}{'':9}  {r[f'iou_{res}']:.4f}"
             f"{'':9}  {r[f'coverage_{res}']:.4f}    ({r['iou_model']:.4f})"
         )
+    print(
+        "IoU 95 % interval over photos, outline (where labels have no ignored pixels): boundary F at 2 px, "
+        "top edge's median offset (px, + = below the truth):"
+    )
+    for name, r in reports.items():
+        low, high = r["iou_interval"]
+        outline = f"BF2 {r['bf2_original']:.4f}  top {r['top_edge_original']:+.2f}" if "bf2_original" in r else ""
+        print(f"  {name:11} [{low:.4f}, {high:.4f}]  {outline}")
+        if name == "user_photos":  # its groups are kinds of photo (web, phone, street), each reported
+            for group, g in r["per_group"].items():
+                glow, ghigh = g["iou_interval"]
+                print(
+                    f"    {group:9} {g['images']:3d} photos  IoU {g[f'iou_{res}']:.4f} [{glow:.4f}, {ghigh:.4f}]"
+                    + (
+                        f"  BF2 {g['bf2_original']:.4f}  top {g['top_edge_original']:+.2f}"
+                        if "bf2_original" in g
+                        else ""
+                    )
+                )
     print("per photo kind (IoU):")
     for name, r in reports.items():
         kinds = "  ".join(f"{kind}: {k[f'iou_{res}']:.4f} ({k['images']})" for kind, k in r["per_kind"].items())

@@ -19,6 +19,8 @@ from training.data.reader import Sample
 from training.data.sources.backgrounds import read_backgrounds
 from training.data.sources.davis import read_davis
 from training.data.sources.dsmlr import read_dsmlr, with_teacher
+from training.data.sources.pseudo import read_pseudo
+from training.data.sources.user_photos import read_user_photos
 
 
 @dataclass
@@ -59,18 +61,21 @@ def training_sources(cfg: TrainConfig, carvana_train: list[Sample]) -> list[Sour
     if weights.get("dsmlr"):
         photos = with_teacher(read_dsmlr(cfg.dsmlr_dir, "trainingset"), cfg.teacher())
         sources.append(SourceArrays("dsmlr", *arrays(photos), weights["dsmlr"]))
+    if weights.get("pseudo"):
+        photos = read_pseudo(cfg.pseudo_dir, cfg.pseudo_max_ignored)
+        sources.append(SourceArrays("pseudo", *arrays(photos), weights["pseudo"]))
     if weights.get("davis"):
         train_sequences, _ = _davis_sequences(cfg)
         sources.append(SourceArrays("davis", *arrays(read_davis(cfg.davis_dir, train_sequences)), weights["davis"]))
     return sources
 
 
-EVALUATION_SETS = ("carvana", "dsmlr", "davis", "no_car")
+EVALUATION_SETS = ("carvana", "dsmlr", "davis", "no_car", "user_photos")
 
 
 def held_out_photos(cfg: TrainConfig, carvana_val: list[Sample], name: str) -> list:
     """The held-out photos of one evaluation set: carvana (validation cars), dsmlr (test folder), davis
-    (held-out sequences), no_car (BSDS test photos)."""
+    (held-out sequences), no_car (BSDS test photos), user_photos (the yardstick: validation only)."""
     if name == "carvana":
         return carvana_val
     if name == "dsmlr":
@@ -79,12 +84,20 @@ def held_out_photos(cfg: TrainConfig, carvana_val: list[Sample], name: str) -> l
         return read_davis(cfg.davis_dir, _davis_sequences(cfg)[1])
     if name == "no_car":
         return read_backgrounds(cfg.backgrounds_dir, ("test",))
+    if name == "user_photos":
+        return read_user_photos(cfg.user_photos_dir)
     raise ValueError(f"unknown evaluation set {name!r}; choose from {EVALUATION_SETS}")
 
 
 def available_sets(cfg: TrainConfig) -> list[str]:
     """The evaluation sets whose data folder exists here."""
-    folders = {"carvana": cfg.data_dir, "dsmlr": cfg.dsmlr_dir, "davis": cfg.davis_dir, "no_car": cfg.backgrounds_dir}
+    folders = {
+        "carvana": cfg.data_dir,
+        "dsmlr": cfg.dsmlr_dir,
+        "davis": cfg.davis_dir,
+        "no_car": cfg.backgrounds_dir,
+        "user_photos": cfg.user_photos_dir,
+    }
     return [name for name in EVALUATION_SETS if Path(folders[name]).is_dir()]
 
 
