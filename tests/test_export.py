@@ -126,3 +126,52 @@ def test_pretrained_unet_exports_with_its_normalisation_in_the_manifest(tmp_path
     upsamplings = [layer for layer in model.layers if isinstance(layer, keras.layers.UpSampling2D)]
     assert len(upsamplings) == 5 and ops.count("Resize") == 5 and "Tile" not in ops
     assert manifest.architecture["onnx_nearest_upsampling"] == "Resize (5 layers)"
+
+
+@pytest.mark.slow
+def test_an_exported_model_comes_back_from_onnx_and_fine_tunes_with_batchnorm_fixed(tmp_path):
+    """`carmask-weights from-onnx`: the shipped ONNX file's weights in the Keras architecture, same outputs."""
+    from training.model.from_onnx import OnnxImportError, max_difference, model_from_onnx
+    from training.model.mobile_unet import MobileUNetConfig
+
+    keras.utils.set_random_seed(3)
+    cfg = MobileUNetConfig(
+        full_res_block="subpixel", upsampling="bilinear", decoder_widths=(32, 24, 16, 16, 16), stem_width=16
+    )
+    model = cfg.build()
+    # BatchNorm statistics away from their defaults, so that a wrong fold shows
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights(
+                [
+                    gamma * rng.uniform(0.5, 1.5, gamma.shape),
+                    beta + rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 2.0, var.shape),
+                ]
+            )
+    head = model.get_layer("mask_s2")
+    head.set_weights([head.get_weights()[0], rng.normal(0, 0.5, 4).astype("float32")])
+    model.save(tmp_path / "best.keras")
+    norm = cfg.normalisation
+    config = {
+        "model": cfg.to_dict(),
+        "image_size": 64,
+        "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    manifest = export(tmp_path / "best.keras", tmp_path / "models", "tiny", "1.0.0")
+
+    back = model_from_onnx(manifest.path)
+    assert max_difference(back, manifest.path, 64) < 1e-4
+    assert max_difference(back, manifest.path, 96, seed=1) < 1e-4  # any side the network takes
+    weights = {w.path: w for w in back.weights}
+    assert any("mask_s2" in p for p in weights)  # the head's own bias came back too
+    # a manifest naming another architecture than the graph holds is refused
+    data = json.loads(manifest.path.read_text())
+    data["architecture"]["decoder_widths"] = [64, 48, 32, 24, 32]
+    manifest.path.write_text(json.dumps(data))
+    with pytest.raises((OnnxImportError, ValueError)):
+        model_from_onnx(manifest.path)

@@ -196,6 +196,40 @@ def test_a_cast_shadow_darkens_the_ground_under_the_car_and_stays_background(see
         TrainConfig(composite_shadow=1.5).composite()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_glossy_floor_mirrors_the_car_under_its_wheels_and_stays_background(seed):
+    car, mask = _red_car()
+    background = np.full((96, 96, 3), 60, np.uint8)  # a dark floor
+    plain = CompositeConfig(car_colour=CompositeConfig().car_colour.__class__(), min_width=0.4, max_width=0.6)
+    glossy = CompositeConfig(**{**plain.to_dict(), "car_colour": plain.car_colour, "floor": 1.0})
+    image0, label0 = paste(np.random.default_rng(seed), plain, car, mask, background)
+    image1, label1 = paste(np.random.default_rng(seed), glossy, car, mask, background)
+    assert np.array_equal(label0, label1)  # the reflection is background: the label is the car alone
+    redder = (image1[..., 0].astype(int) - image0[..., 0]) > 8
+    assert redder.any() and not redder[label1 == 1].any()  # a red mirror image, outside the car
+    car_rows = np.nonzero(label1.any(axis=1))[0]
+    mirror_rows = np.nonzero(redder.any(axis=1))[0]
+    assert mirror_rows.min() >= car_rows.max() - 3  # under the wheels, not over the roof
+    # fading with distance from the wheels
+    strength = (image1[..., 0].astype(int) - image0[..., 0]).clip(0)
+    near, far = mirror_rows.min(), mirror_rows.max()
+    assert strength[near].max() >= strength[far].max()
+
+
+def test_a_studio_backdrop_replaces_the_background_photo():
+    car, mask = _red_car()
+    background = np.zeros((96, 128, 3), np.uint8)
+    background[..., 1] = 255  # green: no studio is green
+    cfg = CompositeConfig(studio=1.0)
+    for seed in range(4):
+        image, label = paste(np.random.default_rng(seed), cfg, car, mask, background)
+        outside = image[label == 0].astype(int)
+        green = outside[:, 1] - (outside[:, 0] + outside[:, 2]) / 2 > 100
+        assert green.mean() < 0.05 and label.sum() > 0
+    with pytest.raises(ValueError, match="composite_floor is a probability"):
+        TrainConfig(composite_floor=-0.1).composite()
+
+
 def test_crop_augmentation_resamples_image_and_label_together_and_keeps_ignore():
     image = np.zeros((120, 160, 3), np.uint8)
     label = np.zeros((120, 160), np.uint8)

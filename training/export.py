@@ -140,6 +140,9 @@ SOURCE_DESCRIPTIONS = {
     "dsmlr": "DSMLR Car Parts Segmentation v2, trainingset (parts = car, hull - parts ignored; no licence stated)",
     "davis": "DAVIS-2016 car sequences except the held-out ones (research use)",
     "negatives": "BSDS500 train/val photos without cars, empty masks (research use)",
+    "pseudo": "Stanford Cars train photos (research use only) labelled by teacher agreement (carmask-teacher: "
+    "u2netp, Apache-2.0; IS-Net by img.ly, AGPL-3.0, as a teacher only; carmask-v2 2.6.0 with flip TTA); "
+    "disagreement ignored",
 }
 
 

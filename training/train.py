@@ -103,6 +103,11 @@ def _model_and_state(cfg: TrainConfig) -> tuple[keras.Model, RunState]:
         raise ValueError("freeze_copied needs init_from (there is nothing copied to keep fixed)")
     if cfg.freeze_encoder:
         _freeze_encoder(model, cfg)
+    if cfg.freeze_batchnorm:
+        norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        for layer in norms:
+            layer.trainable = False
+        print(f"BatchNorm fixed: {len(norms)} layers in inference mode")
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=get_loss(cfg.loss))
     return model, RunState()
 
