@@ -45,6 +45,12 @@ def test_agreement_labels_car_background_and_ignores_the_rest():
     assert label.tolist() == [[1, IGNORE, 0, IGNORE]]
     with pytest.raises(ValueError, match="low < high"):
         Agreement(0.8, 0.2)
+    # two of three overrule the third: where the student (c) errs, the label follows the other two
+    c = np.array([[0.9, 0.1, 0.9, 0.5]], np.float32)
+    assert Agreement(0.2, 0.8).label([a, b, c]).tolist() == [[1, IGNORE, IGNORE, IGNORE]]
+    assert Agreement(0.2, 0.8, votes=2).label([a, b, c]).tolist() == [[1, 0, 0, IGNORE]]
+    with pytest.raises(ValueError, match="majority"):
+        Agreement(votes=1).label([a, b])
 
 
 def test_labelling_caches_per_teacher_resumes_and_redoes_a_changed_teacher(tmp_path):

@@ -13,8 +13,9 @@ from training.teachers.labelling import Agreement, label_photos, list_photos
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="carmask-teacher",
-        description="Label photos without masks by the agreement of teachers: a pixel is car where every "
-        "teacher says at least --high, background where every one says at most --low, ignored otherwise. "
+        description="Label photos without masks by the agreement of teachers: a pixel is car where --votes "
+        "teachers (default: all) say at least --high, background where as many say at most --low, ignored "
+        "otherwise. "
         "Each teacher's answer is cached per photo (OUT/teachers/<name>/<stem>.png, 8-bit probability), so a "
         "stopped job resumes and a teacher added later runs alone. Writes OUT/labels/<stem>.png (0/1/255), "
         "OUT/labels.csv and OUT/set.json; `carmask-train --sources ...,pseudo:W --pseudo-dir OUT` trains on it. "
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teachers", default="u2netp,isnet,carmask", help=f"comma-separated, from {NAMES}")
     parser.add_argument("--low", type=float, default=Agreement.low, help="background where all are at most this")
     parser.add_argument("--high", type=float, default=Agreement.high, help="car where all are at least this")
+    parser.add_argument(
+        "--votes", type=int, help="teachers that must agree (a majority; default all): 2 of 3 lets two overrule one"
+    )
     parser.add_argument("--limit", type=int, help="label at most this many photos (after --every)")
     parser.add_argument("--every", type=int, default=1, help="take every N-th photo of the sorted folder")
     parser.add_argument(
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads per teacher (0: all cores)")
     args = parser.parse_args(argv)
     try:
-        agreement = Agreement(args.low, args.high)
+        agreement = Agreement(args.low, args.high, args.votes)
         names = [n.strip() for n in args.teachers.split(",") if n.strip()]
         teachers = [make_teacher(n, threads=args.threads) if n != "u2netp" else make_teacher(n) for n in names]
     except (TeacherError, ValueError) as exc:
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     photos = list_photos(args.photos, args.limit, args.every)
     if not photos:
         sys.exit(f"carmask-teacher: no photos in {args.photos}")
+    if not len(teachers) / 2 < (args.votes or len(teachers)) <= len(teachers):
+        sys.exit(f"carmask-teacher: --votes {args.votes} of {len(teachers)} teachers is not a majority")
     counts = label_photos(photos, args.out, teachers, agreement, args.swap_red_blue)
     print(f"{counts['labelled']} photos labelled into {args.out} ({counts['done']} were done already)")
 

@@ -8,8 +8,11 @@ Layout of a labelled set (`OUT`), which `carmask-train --sources pseudo:W --pseu
     OUT/labels/<stem>.png         0 background, 1 car, 255 ignored
     OUT/labels.csv                per photo: car and ignored shares of the frame
 
-A pixel is car where every teacher says at least `high`, background where every teacher says at most `low`,
-and ignored otherwise. Each teacher's answer is cached per photo under a key (`teachers/<name>/key.txt`):
+A pixel is car where at least `votes` teachers say at least `high`, background where at least `votes` say at
+most `low`, and ignored otherwise; `votes` is more than half of the teachers (default: all of them). A
+majority rather than unanimity lets two strong teachers overrule a third where it errs, which is how a
+student that is also one of its teachers (carmask) learns where it was wrong instead of never seeing
+those pixels. Each teacher's answer is cached per photo under a key (`teachers/<name>/key.txt`):
 a killed job resumes where it stopped, a new teacher adds its column without re-running the others, and a
 teacher whose weights changed starts its cache again.
 """
@@ -35,19 +38,25 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 @dataclass(frozen=True)
 class Agreement:
-    low: float = 0.2  # every teacher at most this: background
-    high: float = 0.8  # every teacher at least this: car
+    low: float = 0.2  # a teacher at most this votes background
+    high: float = 0.8  # a teacher at least this votes car
+    votes: int | None = None  # votes a label needs; None: every teacher's
 
     def __post_init__(self):
         if not 0 <= self.low < self.high <= 1:
             raise ValueError(f"need 0 <= low < high <= 1, got low={self.low}, high={self.high}")
+        if self.votes is not None and self.votes < 1:
+            raise ValueError(f"votes must be at least 1, got {self.votes}")
 
     def label(self, probs: Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 (H, W): 1 where all teachers are sure of car, 0 where all are sure of background, else 255."""
+        """uint8 (H, W): 1 where enough teachers are sure of car, 0 where enough are sure of background, else 255."""
+        needed = len(probs) if self.votes is None else self.votes
+        if not len(probs) / 2 < needed <= len(probs):
+            raise ValueError(f"{needed} votes of {len(probs)} teachers: need a majority, at most all of them")
         stack = np.stack(probs)
         label = np.full(stack.shape[1:], IGNORE, np.uint8)
-        label[(stack >= self.high).all(axis=0)] = 1
-        label[(stack <= self.low).all(axis=0)] = 0
+        label[(stack >= self.high).sum(axis=0) >= needed] = 1
+        label[(stack <= self.low).sum(axis=0) >= needed] = 0
         return label
 
 
