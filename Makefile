@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint weights train evaluate export benchmark benchmark-peer train-clouds benchmark-clouds \
-	container-test clean
+	container-test clean pseudo-labels train-photos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,28 @@ train: weights
 	    --full-res-block subpixel --decoder-widths 64,48,32,24,32 --stem-width 24 \
 	    --sources carvana:0.85,composite:0.05,dsmlr:0.05,davis:0.02,negatives:0.03 \
 	    --source-augment composite:photos,dsmlr:photos,davis:photos,negatives:photos
+
+# Stanford Cars' train photos (research use only), labelled by the agreement of three teachers, two of three
+# deciding (carmask-teacher; models/README.md). STANFORD is the cars_train/ folder of the copy the user-photos
+# issue names (github fmejbah/car_dataset1, red and blue swapped in it): fetch it outside this repository.
+STANFORD ?= ../data/stanford/cars_train
+PSEUDO := .cache/carmask/pseudo/stanford-cars
+pseudo-labels: $(VENV)/.all-installed
+	$(BIN)/pip install -q -e '.[peer]'
+	$(BIN)/carmask-weights fetch u2netp isnet
+	$(BIN)/carmask-teacher $(STANFORD) $(PSEUDO) --every 8 --swap-red-blue --votes 2
+
+# The user-photos stage: 2.6.0's weights back from its ONNX file, BatchNorm fixed, tuned on Carvana, the
+# teacher-labelled photos, composites on floors (cast shadows, mirror images, studio backdrops; background)
+# and the earlier sources.
+train-photos: weights
+	$(BIN)/carmask-weights from-onnx models/carmask-v2.json runs/v26/model.keras
+	$(BIN)/carmask-train --run-dir runs/v3up --init-from runs/v26/model.keras --freeze-batchnorm --epochs 8 \
+	    --learning-rate 1e-4 --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment photos \
+	    --source-augment carvana:mild --upsampling bilinear --loss boundary_bce_dice --full-res-block subpixel \
+	    --decoder-widths 64,48,32,24,32 --stem-width 24 --pseudo-dir $(PSEUDO) \
+	    --sources carvana:0.4,composite:0.2,pseudo:0.25,dsmlr:0.08,davis:0.04,negatives:0.03 \
+	    --composite-shadow 0.5 --composite-floor 0.4 --composite-studio 0.3
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed

@@ -5,9 +5,12 @@ entering the frame, are not what the user asks to mask, and neither are stray sp
 every car it sees, so after it the probabilities keep only the main region (the largest one above the
 threshold) and what belongs to it: any region within `join` of it (a mirror, a car cut in two by a thin
 pole) and any region at least `keep_ratio` of its area wherever it lies (a car cut in two by a tree).
-Everything else is set to probability 0. It works at the model's resolution, before upsampling, so it
-costs a fraction of a millisecond. The manifest's `output.subject` names it; a manifest without one keeps
-every region (`mode: all`).
+With `same_height` set, a region also stays when its box is at least that share of the main one's height
+and it touches neither side of the frame: a second whole view of a car at the same scale, as on brochure
+and livery sheets, where the model may mark the second view only in part; a neighbour at the same distance
+on a lot is usually cut by the frame's side and still goes. Everything else is set to probability 0. It
+works at the model's resolution, before upsampling, so it costs a fraction of a millisecond. The
+manifest's `output.subject` names it; a manifest without one keeps every region (`mode: all`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ class Subject:
     mode: str = "all"  # "all": every region the model marks; "main": the main subject and what belongs to it
     join: float = 0.0125  # regions this close to the main one (fraction of the output's longer side) join it
     keep_ratio: float = 0.5  # regions at least this share of the main one's area stay wherever they lie
+    same_height: float | None = None  # whole regions at least this share of the main one's box height stay
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"subject mode must be one of {MODES}, got {self.mode!r}")
         if not 0 <= self.join < 1 or not 0 < self.keep_ratio <= 1:
             raise ValueError(f"subject needs 0 <= join < 1 and 0 < keep_ratio <= 1, got {self.join}, {self.keep_ratio}")
+        if self.same_height is not None and not 0 < self.same_height <= 1:
+            raise ValueError(f"subject same_height must be in (0, 1] or null, got {self.same_height}")
 
     def with_mode(self, mode: str | None) -> Subject:
         """The same selection in another mode ("main" / "all"); None keeps this one (a caller's override)."""
@@ -54,9 +60,25 @@ class Subject:
             disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             near = cv2.dilate(near, disk)
         keep |= np.bincount(labels[near > 0], minlength=count) > 0
+        if self.same_height is not None:
+            keep |= self._same_scale(labels, count, main)
         keep[0] = True  # the background keeps its (sub-threshold) probabilities
         if keep.all():
             return prob
         out = prob.copy()
         out[~keep[labels]] = 0.0
         return out
+
+    def _same_scale(self, labels: np.ndarray, count: int, main: int) -> np.ndarray:
+        """Regions whose box is as tall as the main one's (`same_height`) and away from the frame's sides."""
+        rows, cols = np.nonzero(labels)
+        found = labels[rows, cols]
+        top = np.full(count, labels.shape[0]), np.full(count, -1)
+        np.minimum.at(top[0], found, rows)
+        np.maximum.at(top[1], found, rows)
+        left, right = np.full(count, labels.shape[1]), np.full(count, -1)
+        np.minimum.at(left, found, cols)
+        np.maximum.at(right, found, cols)
+        height = top[1] - top[0] + 1
+        whole = (left > 0) & (right < labels.shape[1] - 1)
+        return whole & (height >= self.same_height * height[main])

@@ -53,6 +53,20 @@ def test_a_large_second_part_stays_wherever_it_lies():
     assert (Subject("main", 0.0, 0.9).select(prob, 0.5)[10:60, 60:90] == 0).all()  # 0.86 < 0.9: dropped
 
 
+def test_a_second_view_of_the_same_height_stays_unless_the_frame_cuts_it():
+    """A livery sheet: two views one above the other, the second marked only in part (a third of the area)."""
+    prob = blobs((5, 40, 10, 90), (55, 88, 30, 60))  # 35 x 80, and 33 x 30 below it
+    assert (MAIN.select(prob, 0.5)[55:88, 30:60] == 0).all()  # by area alone: dropped
+    sheet = Subject("main", 0.05, 0.5, same_height=0.8)
+    assert sheet.select(prob, 0.5) is prob  # as tall as the main view: kept
+    neighbour = blobs((5, 40, 10, 90), (55, 88, 70, 100))  # as tall, but cut by the frame's side
+    assert (sheet.select(neighbour, 0.5)[55:88, 70:100] == 0).all()
+    short = blobs((5, 40, 10, 90), (70, 88, 30, 60))  # half as tall: a car further away
+    assert (sheet.select(short, 0.5)[70:88, 30:60] == 0).all()
+    with pytest.raises(ValueError, match="same_height"):
+        Subject("main", same_height=1.5)
+
+
 def test_regions_are_found_at_the_threshold_asked_for():
     prob = blobs((10, 60, 10, 60), (80, 90, 80, 90))
     prob[80:90, 80:90] = 0.4  # below 0.5: not a region, left as is; above 0.3: a region, dropped

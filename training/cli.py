@@ -78,6 +78,12 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         help="which marked regions the original-resolution mask keeps: main (the photo's car) or all "
         "(default: the manifest's for an exported model, all for a checkpoint)",
     )
+    parser.add_argument(
+        "--same-height",
+        type=float,
+        help="try the subject rule that keeps whole regions this share of the main car's height (default: the "
+        "manifest's)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
@@ -113,7 +119,13 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         size = predictor.input_size[0]
     else:  # a checkpoint: the size its run trained at
         size = run_image_size(args.run_dir or args.model.parent)
-    cfg = EvalConfig(size, args.threshold, original_resolution=not args.no_original, subject=args.subject)
+    cfg = EvalConfig(
+        size,
+        args.threshold,
+        original_resolution=not args.no_original,
+        subject=args.subject,
+        same_height=args.same_height,
+    )
     reports, extras = {}, {}
     for name in names:
         reports[name], extras[name] = evaluate(predictor, held_out_photos(run_cfg, carvana, name), cfg, args.cache_dir)
@@ -165,6 +177,12 @@ def export_main(argv: list[str] | None = None) -> None:
         "the default) or all (every car and speck the model marks)",
     )
     parser.add_argument(
+        "--same-height",
+        type=float,
+        help="with --subject main: also keep whole regions at least this share of the main car's height "
+        "(second views on brochure and livery sheets; carmask.subject); default: off",
+    )
+    parser.add_argument(
         "--refine",
         choices=REFINE_METHODS,
         default="guided",
@@ -194,6 +212,7 @@ def export_main(argv: list[str] | None = None) -> None:
         tolerance=args.tolerance,
         aspect_range=args.aspect_range,
         subject=args.subject,
+        same_height=args.same_height,
         refine=args.refine,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")

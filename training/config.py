@@ -25,7 +25,7 @@ class TrainConfig:
     dsmlr_dir: Path = Path("../shared/data/cars-outside/dsmlr")
     davis_dir: Path = Path("../shared/data/cars-outside/davis")
     backgrounds_dir: Path = Path("../shared/data/backgrounds/bsds500")
-    pseudo_dir: Path = Path("../shared/data/pseudo/stanford-cars")  # a carmask-teacher folder (source "pseudo")
+    pseudo_dir: Path = Path(".cache/carmask/pseudo/stanford-cars")  # a carmask-teacher folder (source "pseudo")
     pseudo_max_ignored: float = 0.15  # leave out teacher-labelled photos with more of the frame ignored
     user_photos_dir: Path = Path("../shared/data/cars-outside/user-photos")  # evaluation only, never a source
     sources: str = "carvana:0.3,composite:0.2,dsmlr:0.35,davis:0.1,negatives:0.05"

@@ -153,6 +153,52 @@ def _sources(config: dict) -> dict[str, dict]:
     return {name: {"weight": w, "data": SOURCE_DESCRIPTIONS[name]} for name, w in weights.items()}
 
 
+STAGE_KEYS = (
+    "sources",
+    "epochs_run",
+    "train_minutes",
+    "best_epoch",
+    "samples_per_epoch",
+    "learning_rate",
+    "loss",
+    "augment",
+    "source_augment",
+    "image_size",
+    "init_from",
+)
+
+
+def _stage(info: dict, run_dir: Path | None = None) -> dict:
+    """One stage of a model's lineage: its run, mixture (weights only) and schedule."""
+    stage = {"run": str(run_dir)} if run_dir is not None else {}
+    for key in STAGE_KEYS:
+        if key in info:
+            value = info[key]
+            stage[key] = {n: s["weight"] for n, s in value.items()} if key == "sources" else value
+    return stage
+
+
+def flatten_lineage(training: dict) -> list[dict]:
+    """A manifest's training lineage as a flat list of stages, oldest first (older manifests nest each
+    stage's predecessor in `earlier_stage`)."""
+    if "stages" in training:
+        return list(training["stages"])
+    earlier = training.get("earlier_stage")
+    return [*(flatten_lineage(earlier) if earlier else []), _stage(training)]
+
+
+def _earlier_stages(init_from: str | None, run_dir: Path) -> list[dict]:
+    """The stages behind the weights a run started from: that run's own, or an imported model's lineage.json."""
+    earlier = Path(init_from).parent if init_from else None
+    if earlier is None or earlier == run_dir:
+        return []
+    if (earlier / "config.json").is_file():
+        return training_summary(earlier)[0]["stages"]
+    if (earlier / "lineage.json").is_file():  # written by `carmask-weights from-onnx`
+        return json.loads((earlier / "lineage.json").read_text())
+    return []
+
+
 def training_summary(run_dir: Path) -> tuple[dict, dict]:
     """(training info, architecture) from a run folder's config.json, split.json and state.json."""
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
@@ -190,9 +236,7 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
             if k in config
         },
     }
-    earlier = Path(config["init_from"]).parent if config.get("init_from") else None
-    if earlier is not None and earlier != run_dir and (earlier / "config.json").is_file():
-        info["earlier_stage"], _ = training_summary(earlier)  # what the weights it started from had seen
+    info["stages"] = [*_earlier_stages(config.get("init_from"), run_dir), _stage(info, run_dir)]
     arch = config.get("model") or {"name": "unet", **{k: config[k] for k in ("base_width", "depth") if k in config}}
     arch = {k: v for k, v in arch.items() if k != "weights"}
     return info, arch
@@ -227,6 +271,7 @@ def export(
     tolerance: float = 1e-4,
     aspect_range: tuple[float, float] | None = None,
     subject: str | None = None,
+    same_height: float | None = None,
     refine: str = "guided",
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
@@ -253,7 +298,7 @@ def export(
         output=OutputSpec(
             name=OUTPUT_NAME,
             activation="sigmoid",
-            subject=asdict(Subject(mode=subject or "main")),
+            subject=asdict(Subject(mode=subject or "main", same_height=same_height)),
             refine=asdict(Refine(method=refine)) if refine != "none" else {},
         ),
         threshold=threshold,

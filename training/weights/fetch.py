@@ -244,6 +244,12 @@ def _from_onnx(manifest: Path, out: Path) -> None:
         sys.exit(f"carmask-weights: the rebuilt model differs from {manifest} by {diff:.2g}; nothing written")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, out)
+    from carmask.manifest import load_manifest
+    from training.export import flatten_lineage
+
+    m = load_manifest(manifest)
+    stages = [*flatten_lineage(m.training), {"run": f"imported from {m.file} ({m.name} {m.version})"}]
+    (out.parent / "lineage.json").write_text(json.dumps(stages, indent=1))  # the next export's earlier stages
     print(f"{out}: {len(model.layers)} layers from {manifest} (largest difference {diff:.1e} at {side}x{side})")
 
 
