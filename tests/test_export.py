@@ -63,6 +63,7 @@ def test_manifest_is_complete_and_its_hash_matches(exported):
     }  # binary: no classes
     assert data["sha256"] == sha256_of(manifest.model_path)
     assert data["training"]["checkpoint"].endswith(".keras")  # which of the run's checkpoints this is
+    assert len(data["training"]["stages"]) == 1 and "earlier_stage" not in data["training"]  # a flat lineage
     assert data["speed"]["median_ms_one_image"] > 0
     assert data["architecture"]["onnx_vs_keras_max_abs_diff"] <= 1e-4
     assert load_manifest(manifest.path).sha256 == data["sha256"]
@@ -175,3 +176,24 @@ def test_an_exported_model_comes_back_from_onnx_and_fine_tunes_with_batchnorm_fi
     manifest.path.write_text(json.dumps(data))
     with pytest.raises((OnnxImportError, ValueError)):
         model_from_onnx(manifest.path)
+
+
+def test_a_nested_lineage_reads_as_a_flat_list_of_stages(tmp_path):
+    from training.export import _earlier_stages, flatten_lineage
+
+    nested = {
+        "sources": {"carvana": {"weight": 1.0, "data": "..."}},
+        "epochs_run": 3,
+        "val_cars": ["a"],
+        "earlier_stage": {"sources": {"carvana": {"weight": 0.5, "data": "..."}}, "epochs_run": 26, "loss": "bce"},
+    }
+    stages = flatten_lineage(nested)
+    assert [s["epochs_run"] for s in stages] == [26, 3]  # oldest first
+    assert stages[0] == {"sources": {"carvana": 0.5}, "epochs_run": 26, "loss": "bce"}
+    assert "val_cars" not in stages[1]
+    assert flatten_lineage({"stages": stages}) == stages
+    # an imported model's lineage (carmask-weights from-onnx writes lineage.json) precedes a run started from it
+    (tmp_path / "v26").mkdir()
+    (tmp_path / "v26" / "lineage.json").write_text(json.dumps(stages))
+    assert _earlier_stages(str(tmp_path / "v26" / "model.keras"), tmp_path / "run") == stages
+    assert _earlier_stages(None, tmp_path / "run") == []

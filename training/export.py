@@ -298,7 +298,11 @@ def export(
         output=OutputSpec(
             name=OUTPUT_NAME,
             activation="sigmoid",
-            subject=asdict(Subject(mode=subject or "main", same_height=same_height)),
+            subject={  # an unset rule is left out: the manifest says only what the selection does
+                k: v
+                for k, v in asdict(Subject(mode=subject or "main", same_height=same_height)).items()
+                if v is not None
+            },
             refine=asdict(Refine(method=refine)) if refine != "none" else {},
         ),
         threshold=threshold,
