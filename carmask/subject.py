@@ -8,9 +8,11 @@ pole) and any region at least `keep_ratio` of its area wherever it lies (a car c
 With `same_height` set, a region also stays when its box is at least that share of the main one's height
 and it touches neither side of the frame: a second whole view of a car at the same scale, as on brochure
 and livery sheets, where the model may mark the second view only in part; a neighbour at the same distance
-on a lot is usually cut by the frame's side and still goes. Everything else is set to probability 0. It
-works at the model's resolution, before upsampling, so it costs a fraction of a millisecond. The
-manifest's `output.subject` names it; a manifest without one keeps every region (`mode: all`).
+on a lot is usually cut by the frame's side and still goes. With `prefer_whole` set, the main region is the
+largest one that neither side of the frame cuts, when it is at least that share of the largest one's area:
+a car passing close to the camera, cut by the frame, is not what the photo is of. Everything else is set
+to probability 0. It works at the model's resolution, before upsampling, so it costs a fraction of a
+millisecond. The manifest's `output.subject` names it; a manifest without one keeps every region (`mode: all`).
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ class Subject:
     join: float = 0.0125  # regions this close to the main one (fraction of the output's longer side) join it
     keep_ratio: float = 0.5  # regions at least this share of the main one's area stay wherever they lie
     same_height: float | None = None  # whole regions at least this share of the main one's box height stay
+    prefer_whole: float | None = None  # the largest region away from the frame's sides is the main one if this big
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"subject mode must be one of {MODES}, got {self.mode!r}")
         if not 0 <= self.join < 1 or not 0 < self.keep_ratio <= 1:
             raise ValueError(f"subject needs 0 <= join < 1 and 0 < keep_ratio <= 1, got {self.join}, {self.keep_ratio}")
-        if self.same_height is not None and not 0 < self.same_height <= 1:
-            raise ValueError(f"subject same_height must be in (0, 1] or null, got {self.same_height}")
+        for name in ("same_height", "prefer_whole"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"subject {name} must be in (0, 1] or null, got {value}")
 
     def with_mode(self, mode: str | None) -> Subject:
         """The same selection in another mode ("main" / "all"); None keeps this one (a caller's override)."""
@@ -52,8 +57,14 @@ class Subject:
             return prob
         areas = np.bincount(labels.ravel(), minlength=count)[1:]
         main = 1 + int(np.argmax(areas))
+        boxes = _boxes(labels, count) if self.same_height is not None or self.prefer_whole is not None else None
+        largest = main
+        if self.prefer_whole is not None:
+            main = self._whole_main(areas, boxes, labels.shape[1], main)
         keep = np.zeros(count, bool)
-        keep[1:] = areas >= self.keep_ratio * areas.max()
+        keep[1:] = areas >= self.keep_ratio * areas[main - 1]
+        if main != largest:  # a whole car won over cut ones: their size no longer keeps them
+            keep &= (boxes[2] > 0) & (boxes[3] < labels.shape[1] - 1)
         radius = round(self.join * max(prob.shape))
         near = (labels == main).view(np.uint8)
         if radius > 0:
@@ -61,7 +72,7 @@ class Subject:
             near = cv2.dilate(near, disk)
         keep |= np.bincount(labels[near > 0], minlength=count) > 0
         if self.same_height is not None:
-            keep |= self._same_scale(labels, count, main)
+            keep |= self._same_scale(boxes, labels.shape[1], main)
         keep[0] = True  # the background keeps its (sub-threshold) probabilities
         if keep.all():
             return prob
@@ -69,16 +80,32 @@ class Subject:
         out[~keep[labels]] = 0.0
         return out
 
-    def _same_scale(self, labels: np.ndarray, count: int, main: int) -> np.ndarray:
+    def _whole_main(self, areas: np.ndarray, boxes: tuple, width: int, main: int) -> int:
+        """The largest region that no side of the frame cuts, if it is `prefer_whole` of the largest one's area:
+        a passing car cut by the frame's side, however large, is rarely what the photo is of."""
+        _, _, left, right = boxes
+        whole = np.nonzero((left[1:] > 0) & (right[1:] < width - 1))[0]
+        if not len(whole):
+            return main
+        best = whole[np.argmax(areas[whole])]
+        return 1 + int(best) if areas[best] >= self.prefer_whole * areas.max() else main
+
+    def _same_scale(self, boxes: tuple, width: int, main: int) -> np.ndarray:
         """Regions whose box is as tall as the main one's (`same_height`) and away from the frame's sides."""
-        rows, cols = np.nonzero(labels)
-        found = labels[rows, cols]
-        top = np.full(count, labels.shape[0]), np.full(count, -1)
-        np.minimum.at(top[0], found, rows)
-        np.maximum.at(top[1], found, rows)
-        left, right = np.full(count, labels.shape[1]), np.full(count, -1)
-        np.minimum.at(left, found, cols)
-        np.maximum.at(right, found, cols)
-        height = top[1] - top[0] + 1
-        whole = (left > 0) & (right < labels.shape[1] - 1)
+        top, bottom, left, right = boxes
+        height = bottom - top + 1
+        whole = (left > 0) & (right < width - 1)
         return whole & (height >= self.same_height * height[main])
+
+
+def _boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """(top, bottom, left, right) of every label's box, index = label (0, the background, included)."""
+    rows, cols = np.nonzero(labels)
+    found = labels[rows, cols]
+    top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
+    bottom, right = np.full(count, -1), np.full(count, -1)
+    np.minimum.at(top, found, rows)
+    np.maximum.at(bottom, found, rows)
+    np.minimum.at(left, found, cols)
+    np.maximum.at(right, found, cols)
+    return top, bottom, left, right

@@ -67,6 +67,19 @@ def test_a_second_view_of_the_same_height_stays_unless_the_frame_cuts_it():
         Subject("main", same_height=1.5)
 
 
+def test_a_whole_car_is_the_subject_beside_a_larger_one_the_frame_cuts():
+    """A street frame: a car passing close to the camera, cut by the frame's side, and the whole car behind."""
+    prob = blobs((20, 95, 60, 100), (30, 55, 10, 40))  # 75 x 40 at the right side, and 25 x 30 whole
+    assert (MAIN.select(prob, 0.5)[30:55, 10:40] == 0).all()  # by area alone the cut car wins
+    whole = Subject("main", 0.05, 0.5, prefer_whole=0.2)
+    out = whole.select(prob, 0.5)
+    assert (out[30:55, 10:40] == 0.9).all() and (out[20:95, 60:100] == 0).all()
+    tiny = blobs((20, 95, 60, 100), (30, 35, 10, 15))  # a speck is not a subject: the cut car stays the main one
+    assert (whole.select(tiny, 0.5)[20:95, 60:100] == 0.9).all()
+    with pytest.raises(ValueError, match="prefer_whole"):
+        Subject("main", prefer_whole=0)
+
+
 def test_regions_are_found_at_the_threshold_asked_for():
     prob = blobs((10, 60, 10, 60), (80, 90, 80, 90))
     prob[80:90, 80:90] = 0.4  # below 0.5: not a region, left as is; above 0.3: a region, dropped

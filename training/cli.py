@@ -84,6 +84,9 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         help="try the subject rule that keeps whole regions this share of the main car's height (default: the "
         "manifest's)",
     )
+    parser.add_argument(
+        "--prefer-whole", type=float, help="try the subject rule that prefers a car the frame does not cut"
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
@@ -125,6 +128,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         original_resolution=not args.no_original,
         subject=args.subject,
         same_height=args.same_height,
+        prefer_whole=args.prefer_whole,
     )
     reports, extras = {}, {}
     for name in names:
@@ -183,6 +187,12 @@ def export_main(argv: list[str] | None = None) -> None:
         "(second views on brochure and livery sheets; carmask.subject); default: off",
     )
     parser.add_argument(
+        "--prefer-whole",
+        type=float,
+        help="with --subject main: the largest region no side of the frame cuts is the main car when it is at "
+        "least this share of the largest region (carmask.subject); default: off",
+    )
+    parser.add_argument(
         "--refine",
         choices=REFINE_METHODS,
         default="guided",
@@ -213,6 +223,7 @@ def export_main(argv: list[str] | None = None) -> None:
         aspect_range=args.aspect_range,
         subject=args.subject,
         same_height=args.same_height,
+        prefer_whole=args.prefer_whole,
         refine=args.refine,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")

@@ -96,6 +96,7 @@ class EvalConfig:
     loss: str = "bce_dice"
     subject: str | None = None  # "main" / "all"; None: the exported model's manifest says, a checkpoint keeps all
     same_height: float | None = None  # overrides the subject's same_height rule (None: as the manifest says)
+    prefer_whole: float | None = None  # likewise its prefer_whole rule
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -139,8 +140,9 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
     size = (cfg.image_size, cfg.image_size)
     fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
     subject = getattr(predictor, "subject", Subject()).with_mode(cfg.subject)
-    if cfg.same_height is not None:
-        subject = replace(subject, same_height=cfg.same_height)
+    for rule in ("same_height", "prefer_whole"):
+        if getattr(cfg, rule) is not None:
+            subject = replace(subject, **{rule: getattr(cfg, rule)})
     manifest = getattr(predictor, "manifest", None)  # an exported model's refinement; a checkpoint has none
     refine = manifest.output.refinement if manifest is not None else Refine()
     images, labels = load_arrays(samples, fit, cache_dir)

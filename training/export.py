@@ -272,6 +272,7 @@ def export(
     aspect_range: tuple[float, float] | None = None,
     subject: str | None = None,
     same_height: float | None = None,
+    prefer_whole: float | None = None,
     refine: str = "guided",
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
@@ -300,7 +301,9 @@ def export(
             activation="sigmoid",
             subject={  # an unset rule is left out: the manifest says only what the selection does
                 k: v
-                for k, v in asdict(Subject(mode=subject or "main", same_height=same_height)).items()
+                for k, v in asdict(
+                    Subject(subject or "main", same_height=same_height, prefer_whole=prefer_whole)
+                ).items()
                 if v is not None
             },
             refine=asdict(Refine(method=refine)) if refine != "none" else {},
