@@ -44,9 +44,10 @@ weights: $(VENV)/.all-installed
 # upsampling with a boundary-weighted loss, then a Lovasz (IoU) fine-tune, then the same with more Carvana,
 # then the photos augmentation back for every source but Carvana's studio photos; stage 9 replaces the
 # full-resolution level by the cheaper subpixel one, trained alone on stage 8's fixed weights.
-# `make export` then turns runs/v2sz/best.keras into models/carmask-v2 (2.6.0: 2.4.0's weights, served masks
-# keep the photo's main car, carmask-export's default --subject main, refined along the photo's edges,
-# its default --refine guided; nearest upsampling as ONNX Resize).
+# `make export` then turns runs/v2sz/best.keras into models/carmask-v2 (2.6.1: 2.4.0's weights, served masks
+# keep the photo's main car, carmask-export's default --subject main, with a second view as tall as it and
+# preferring a whole car to one the frame cuts, refined along the photo's edges, its default --refine
+# guided; nearest upsampling as ONNX Resize).
 # Stages 4-8 share the 320x320 input, the photos cached at that size, mild augmentation and the decay floor.
 AT320 := --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment mild
 train: weights
@@ -103,11 +104,12 @@ train-photos: weights
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed
-	$(BIN)/carmask-export runs/v2sz/best.keras --name carmask-v2 --version 2.6.0 --aspect-range 1.0 1.8
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx-260 --record
+	$(BIN)/carmask-export runs/v2sz/best.keras --name carmask-v2 --version 2.6.1 --aspect-range 1.0 1.8 \
+	    --same-height 0.8 --prefer-whole 0.25
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx-261 --record
 
 evaluate: $(VENV)/.all-installed
-	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx-260
+	$(BIN)/carmask-evaluate models/carmask-v2.onnx --run-dir runs/v2sz --out runs/v2sz/eval-onnx-261
 
 benchmark: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/model_latency.py
