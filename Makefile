@@ -90,9 +90,10 @@ pseudo-labels: $(VENV)/.all-installed
 	$(BIN)/carmask-weights fetch u2netp isnet
 	$(BIN)/carmask-teacher $(STANFORD) $(PSEUDO) --every 8 --swap-red-blue --votes 2
 
-# The user-photos stage: 2.6.0's weights back from its ONNX file, BatchNorm fixed, tuned on Carvana, the
-# teacher-labelled photos, composites on floors (cast shadows, mirror images, studio backdrops; background)
-# and the earlier sources.
+# The user-photos stage (tried, not shipped: better on user-photos, worse on DSMLR, DAVIS, car-free photos
+# and Carvana; models/README.md): 2.6.0's weights back from its ONNX file, BatchNorm fixed, tuned on Carvana,
+# the teacher-labelled photos, composites on floors (cast shadows, mirror images, studio backdrops;
+# background) and the earlier sources.
 train-photos: weights
 	$(BIN)/carmask-weights from-onnx models/carmask-v2.json runs/v26/model.keras
 	$(BIN)/carmask-train --run-dir runs/v3up --init-from runs/v26/model.keras --freeze-batchnorm --epochs 4 \
