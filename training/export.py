@@ -153,18 +153,24 @@ def _sources(config: dict) -> dict[str, dict]:
     return {name: {"weight": w, "data": SOURCE_DESCRIPTIONS[name]} for name, w in weights.items()}
 
 
-STAGE_KEYS = (
-    "sources",
-    "epochs_run",
-    "train_minutes",
-    "best_epoch",
+# What a run's config.json contributes to its training summary, and what of the summary a lineage stage keeps.
+CONFIG_KEYS = (
+    "epochs",
     "samples_per_epoch",
+    "batch_size",
     "learning_rate",
     "loss",
     "augment",
     "source_augment",
     "image_size",
     "init_from",
+)
+STAGE_KEYS = (
+    "sources",
+    "epochs_run",
+    "train_minutes",
+    "best_epoch",
+    *(k for k in CONFIG_KEYS if k not in ("epochs", "batch_size")),
 )
 
 
@@ -220,21 +226,7 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
         "epochs_run": state.get("epoch"),
         "train_minutes": round(sum(h.get("seconds", 0) for h in state.get("history", [])) / 60, 1),
         "best_epoch": state.get("best_epoch"),
-        **{
-            k: config[k]
-            for k in (
-                "epochs",
-                "samples_per_epoch",
-                "batch_size",
-                "learning_rate",
-                "loss",
-                "augment",
-                "source_augment",
-                "image_size",
-                "init_from",
-            )
-            if k in config
-        },
+        **{k: config[k] for k in CONFIG_KEYS if k in config},
     }
     info["stages"] = [*_earlier_stages(config.get("init_from"), run_dir), _stage(info, run_dir)]
     arch = config.get("model") or {"name": "unet", **{k: config[k] for k in ("base_width", "depth") if k in config}}
