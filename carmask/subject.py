@@ -57,22 +57,23 @@ class Subject:
             return prob
         areas = np.bincount(labels.ravel(), minlength=count)[1:]
         main = 1 + int(np.argmax(areas))
-        boxes = _boxes(labels, count) if self.same_height is not None or self.prefer_whole is not None else None
+        rules = self.same_height is not None or self.prefer_whole is not None
+        height, whole = _extents(labels, count) if rules else (None, None)
         largest = main
         if self.prefer_whole is not None:
-            main = self._whole_main(areas, boxes, labels.shape[1], main)
+            main = self._whole_main(areas, whole, main)
         keep = np.zeros(count, bool)
         keep[1:] = areas >= self.keep_ratio * areas[main - 1]
         if main != largest:  # a whole car won over cut ones: their size no longer keeps them
-            keep &= (boxes[2] > 0) & (boxes[3] < labels.shape[1] - 1)
+            keep &= whole
         radius = round(self.join * max(prob.shape))
         near = (labels == main).view(np.uint8)
         if radius > 0:
             disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             near = cv2.dilate(near, disk)
         keep |= np.bincount(labels[near > 0], minlength=count) > 0
-        if self.same_height is not None:
-            keep |= self._same_scale(boxes, labels.shape[1], main)
+        if self.same_height is not None:  # as tall as the main car and whole: a second view of it
+            keep |= whole & (height >= self.same_height * height[main])
         keep[0] = True  # the background keeps its (sub-threshold) probabilities
         if keep.all():
             return prob
@@ -80,26 +81,18 @@ class Subject:
         out[~keep[labels]] = 0.0
         return out
 
-    def _whole_main(self, areas: np.ndarray, boxes: tuple, width: int, main: int) -> int:
+    def _whole_main(self, areas: np.ndarray, whole: np.ndarray, main: int) -> int:
         """The largest region that no side of the frame cuts, if it is `prefer_whole` of the largest one's area:
         a passing car cut by the frame's side, however large, is rarely what the photo is of."""
-        _, _, left, right = boxes
-        whole = np.nonzero((left[1:] > 0) & (right[1:] < width - 1))[0]
-        if not len(whole):
+        candidates = np.nonzero(whole[1:])[0]
+        if not len(candidates):
             return main
-        best = whole[np.argmax(areas[whole])]
+        best = candidates[np.argmax(areas[candidates])]
         return 1 + int(best) if areas[best] >= self.prefer_whole * areas.max() else main
 
-    def _same_scale(self, boxes: tuple, width: int, main: int) -> np.ndarray:
-        """Regions whose box is as tall as the main one's (`same_height`) and away from the frame's sides."""
-        top, bottom, left, right = boxes
-        height = bottom - top + 1
-        whole = (left > 0) & (right < width - 1)
-        return whole & (height >= self.same_height * height[main])
 
-
-def _boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
-    """(top, bottom, left, right) of every label's box, index = label (0, the background, included)."""
+def _extents(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label (0, the background, included): its box's height, and whether no side of the frame cuts it."""
     rows, cols = np.nonzero(labels)
     found = labels[rows, cols]
     top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
@@ -108,4 +101,4 @@ def _boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
     np.maximum.at(bottom, found, rows)
     np.minimum.at(left, found, cols)
     np.maximum.at(right, found, cols)
-    return top, bottom, left, right
+    return bottom - top + 1, (left > 0) & (right < labels.shape[1] - 1)

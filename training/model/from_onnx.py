@@ -40,6 +40,14 @@ def _consumers(graph) -> dict[str, list]:
     return users
 
 
+def _add_term(found: dict, name: str, value: np.ndarray, layer: str) -> None:
+    """A constant added after a convolution: a folded BatchNorm's shift (named after it), or the layer's bias."""
+    if "batchnorm" in name:
+        found.setdefault(_layer_of(name) or layer, {})["shift"] = value.reshape(-1)
+    else:
+        found.setdefault(layer, {})["bias"] = value.reshape(-1)
+
+
 def onnx_layer_weights(onnx_path: Path) -> dict[str, dict[str, np.ndarray]]:
     """{keras layer: {"kernel"/"bias"/"scale"/"shift": array}} read from the exported graph's Conv nodes."""
     import onnx
@@ -58,10 +66,7 @@ def onnx_layer_weights(onnx_path: Path) -> dict[str, dict[str, np.ndarray]]:
             raise OnnxImportError(f"cannot tell the Keras layer of Conv {node.name} ({node.input[1]})")
         found.setdefault(layer, {})["kernel"] = kernel
         if len(node.input) > 2:  # a folded BatchNorm's shift, or the convolution's own bias
-            bias_name = node.input[2]
-            owner = _layer_of(bias_name) if "batchnorm" in bias_name else layer
-            key = "shift" if "batchnorm" in bias_name else "bias"
-            found.setdefault(owner, {})[key] = constants[bias_name].reshape(-1)
+            _add_term(found, node.input[2], constants[node.input[2]], layer)
             continue
         follow = users.get(node.output[0], [])
         if len(follow) != 1 or follow[0].op_type not in ("Mul", "Add"):
@@ -77,10 +82,7 @@ def onnx_layer_weights(onnx_path: Path) -> dict[str, dict[str, np.ndarray]]:
             continue
         shift_name = next((n for n in follow[0].input if n in constants), None)  # a bias added after the Conv
         if shift_name is not None:
-            owner = _layer_of(shift_name) if "batchnorm" in shift_name else layer
-            found.setdefault(owner or layer, {})["shift" if "batchnorm" in shift_name else "bias"] = constants[
-                shift_name
-            ].reshape(-1)
+            _add_term(found, shift_name, constants[shift_name], layer)
     return found
 
 

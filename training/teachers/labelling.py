@@ -109,7 +109,7 @@ def label_photos(
     labels_dir.mkdir(exist_ok=True)
     photos_dir = out / "photos" if swap_red_blue else Path(photos[0]).parent.resolve() if photos else out
     set_info = {
-        "photos": str(photos_dir.resolve()) if swap_red_blue else str(photos_dir),
+        "photos": str(photos_dir.resolve()),
         "swap_red_blue": swap_red_blue,
         "teachers": {t.name: t.key() for t in teachers},
         "agreement": asdict(agreement),
