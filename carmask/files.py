@@ -9,7 +9,13 @@ from pathlib import Path
 
 # The suffixes of carmask.imaging.PHOTO_FORMATS: folders are scanned for these alone.
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".avif", ".heic", ".heif"}
-FORMATS = {"mask": "_mask.png", "cutout": "_cutout.png", "overlay": "_overlay.jpg", "rle": "_mask.json"}
+FORMATS = {
+    "mask": "_mask.png",
+    "cutout": "_cutout.png",  # _cutout.webp / .jpg with carmask-predict --output
+    "overlay": "_overlay.jpg",
+    "rle": "_mask.json",
+    "windows": "_windows.png",
+}
 # Multi-band patches (carmask.patches) and what a multi-class model writes for each.
 PATCH_SUFFIXES = {".tif", ".tiff", ".npy"}
 PATCH_FORMATS = {"mask": "_classes.png", "rle": "_classes.json"}

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from carmask.glass import Glass, NoGlassError
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
 from carmask.manifest import Manifest
-from carmask.preprocess import Fit, load_for_model, photo_content, probabilities_to_mask
+from carmask.preprocess import Fit, load_for_model, photo_content, probabilities_to_mask, upsample_probabilities
 from carmask.session import ModelSession
 from carmask.subject import Subject
 
@@ -76,28 +77,52 @@ class Segmenter(ModelSession):
         refine = self.manifest.output.refinement
         return photo_content(prob, photo_size, threshold, self.fit, self.subject.with_mode(subject), refine, pixels)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def glass_content(self, glass: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
+        """A model-size glass output to the photo's content (the letterbox's padding cropped off), ready to
+        upsample; which glass is the car's is decided at the photo's size, by the car mask (carmask.glass)."""
+        return self.fit.content(glass, photo_size)
+
+    @property
+    def glass(self) -> Glass:
+        """The model's glass output (the manifest's output.windows); `glass.present` False when it has none."""
+        return self.manifest.output.glass
+
+    def _run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
         spec = self.manifest.input
         if spec.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
-        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x)})[0]
-        out = out[:, 0] if out.ndim == 4 and out.shape[1] == 1 else out[..., 0]
-        if self.manifest.output.activation == "none":
-            out = 1.0 / (1.0 + np.exp(-out))
-        return out.astype(np.float32, copy=False)
+        outs = self.session.run(names, {self.input_name: np.ascontiguousarray(x)})
+        outs = [out[:, 0] if out.ndim == 4 and out.shape[1] == 1 else out[..., 0] for out in outs]
+        if self.manifest.output.activation == "none":  # the car output's; a glass output ends in a sigmoid
+            outs[0] = 1.0 / (1.0 + np.exp(-outs[0]))
+        return [out.astype(np.float32, copy=False) for out in outs]
+
+    def outputs(self, images: np.ndarray, glass: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, H, W, 3) uint8 RGB at the model's size -> (N, H, W) float32 car probabilities, and with `glass`
+        the glass probabilities (NoGlassError when the model has no glass output)."""
+        if glass and not self.glass.present:
+            raise NoGlassError(f"{self.manifest.name} {self.manifest.version} has no glass output")
+        names = [self.output_name, *([self.glass.name] if glass else [])]
+        x = self.manifest.input.normalisation.apply(images)
+        outs = self._run(x, names)
+        if self.flip_tta:
+            outs = [0.5 * (a + b[:, :, ::-1]) for a, b in zip(outs, self._run(x[:, :, ::-1], names), strict=True)]
+        return outs[0], (outs[1] if glass else None)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB at the model's size -> (N, H, W) float32 probabilities."""
-        x = self.manifest.input.normalisation.apply(images)
-        prob = self._run(x)
-        if self.flip_tta:
-            prob = 0.5 * (prob + self._run(x[:, :, ::-1])[:, :, ::-1])
-        return prob
+        return self.outputs(images)[0]
 
     def segment_files(
-        self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None, seconds=None
-    ) -> list[np.ndarray | Exception]:
-        """One 0/1 mask at the photo's own size per source (path or bytes), or the decode error for that photo.
+        self,
+        sources: Sequence,
+        threshold: float | None = None,
+        max_pixels: int | None = None,
+        seconds=None,
+        glass: bool = False,
+    ) -> list:
+        """One 0/1 mask at the photo's own size per source (path or bytes), or the decode error for that photo;
+        with `glass`, a (mask, glass probabilities as uint8) pair instead of the mask.
 
         `seconds`, a dict, gathers the time spent in "decode", "model" and "upsample".
         """
@@ -111,11 +136,14 @@ class Segmenter(ModelSession):
             except (ImageDecodeError, ImageTooLargeError, OSError) as exc:
                 results.append(exc)
         t1 = time.perf_counter()
-        probs = self.probabilities(np.stack([arr for _, arr, _ in loaded])) if loaded else []
+        probs, glasses = self.outputs(np.stack([arr for _, arr, _ in loaded]), glass) if loaded else ([], None)
         t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
-        for (i, pixels, photo), prob in zip(loaded, probs, strict=True):
+        for k, ((i, pixels, photo), prob) in enumerate(zip(loaded, probs, strict=True)):
             results[i] = probabilities_to_mask(self.content(prob, photo.size, thr, pixels=pixels), photo.size, thr)
+            if glass:
+                glass_u8 = upsample_probabilities(self.glass_content(glasses[k], photo.size), photo.size)
+                results[i] = (results[i], glass_u8)
         if seconds is not None:
             for key, spent in (("decode", t1 - t0), ("model", t2 - t1), ("upsample", time.perf_counter() - t2)):
                 seconds[key] = seconds.get(key, 0.0) + spent

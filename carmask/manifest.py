@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carmask.glass import Glass
 from carmask.preprocess import Fit, Normalisation
 from carmask.refine import Refine
 from carmask.subject import Subject
@@ -87,10 +88,14 @@ class OutputSpec:
     # Photo models: edge-aware refinement of the probabilities before upsampling, {"method": "guided",
     # "radius", "eps"} (carmask.refine.Refine); empty leaves them as the network gives them.
     refine: dict[str, Any] = field(default_factory=dict)
+    # Photo models that mark the car's glass: the second ONNX output holding it, {"name", "threshold"}
+    # (carmask.glass.Glass); empty: the model has no glass output.
+    windows: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.selection  # noqa: B018 - a malformed subject fails when the manifest loads, not at a request
         self.refinement  # noqa: B018 - the same for a malformed refine
+        self.glass  # noqa: B018 - and for malformed windows
 
     @property
     def class_names(self) -> list[str]:
@@ -103,6 +108,10 @@ class OutputSpec:
     @property
     def refinement(self) -> Refine:
         return Refine(**self.refine)
+
+    @property
+    def glass(self) -> Glass:
+        return Glass(**self.windows)
 
 
 @dataclass

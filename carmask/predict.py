@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from carmask import rle
+from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
+from carmask.cutout import render as render_cutout
 from carmask.files import (
     FORMATS,
     PATCH_FORMATS,
@@ -27,21 +30,45 @@ from carmask.files import (
     output_path,
     write_atomic,
 )
+from carmask.glass import NoGlassError, windows_mask
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
-from carmask.outputs import cutout_png, mask_png, overlay_jpeg, rle_record
+from carmask.outputs import mask_png, overlay_jpeg, rle_record
 from carmask.patches import parse_band_names
 from carmask.subject import MODES as SUBJECT_MODES
 
 
-def render(fmt: str, photo_path: Path, mask: np.ndarray) -> bytes:
+@dataclass
+class Outputs:
+    """What one photo's files are made of: the car mask and, from a model that marks glass, its glass."""
+
+    mask: np.ndarray  # 0/1 uint8 at the photo's size
+    glass: np.ndarray | None = None  # uint8 glass probabilities at the same size
+    windows: np.ndarray | None = None  # 0/1 uint8: the glass inside the mask (carmask.glass)
+
+
+def render(fmt: str, photo_path: Path, out: Outputs, options: CutoutOptions | None = None) -> bytes:
     """Encode one result; cutouts and overlays need the full-resolution photo."""
     if fmt == "mask":
-        return mask_png(mask)
+        return mask_png(out.mask)
+    if fmt == "windows":
+        return mask_png(out.windows)
     if fmt == "rle":
-        return json.dumps(rle_record(mask)).encode()
+        record = rle_record(out.mask)
+        if out.windows is not None:
+            record["windows"] = rle.encode(out.windows)
+        return json.dumps(record).encode()
     image = open_photo(photo_path).image
-    return cutout_png(image, mask) if fmt == "cutout" else overlay_jpeg(image, mask)
+    return render_cutout(image, out.mask, options, out.glass) if fmt == "cutout" else overlay_jpeg(image, out.mask)
+
+
+def needs_glass(segmenter: Segmenter, fmt: str, options: CutoutOptions | None) -> bool:
+    """Windows files, see-through cutouts, and RLE files of a model that marks glass use its glass output."""
+    if fmt == "rle":
+        return segmenter.glass.present
+    if fmt == "cutout":
+        return options is not None and options.windows is not Windows.opaque
+    return fmt == "windows"
 
 
 @dataclass
@@ -67,20 +94,31 @@ def predict_paths(
     batch_size: int = 8,
     threshold: float | None = None,
     progress: bool = True,
+    options: CutoutOptions | None = None,
 ) -> PredictStats:
-    """Segment `photos` and write one output each; failures are collected, never raised."""
+    """Segment `photos` and write one output each; failures are collected, never raised. `options` shape
+    cutouts (and name their files: _cutout.png, .webp or .jpg)."""
     stats = PredictStats()
+    glass = needs_glass(segmenter, fmt, options)
+    if glass and not segmenter.glass.present:
+        raise NoGlassError(f"{segmenter.manifest.name} {segmenter.manifest.version} marks no glass: "
+                           f"--format {fmt} needs a model that does")  # fmt: skip
+    suffixes = {**FORMATS, "cutout": "_cutout" + (options or CutoutOptions()).suffix}
     bar = tqdm(total=len(photos), unit="photo", disable=not progress)
     for batch in _batches(photos, batch_size):
-        results = segmenter.segment_files(batch, threshold, seconds=stats.seconds)
+        results = segmenter.segment_files(batch, threshold, seconds=stats.seconds, glass=glass)
         start = time.perf_counter()
         for path, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 stats.failed[str(path)] = str(result) or type(result).__name__
-            else:
-                target = output_path(path, fmt, out_dir, root)
-                write_atomic(target, render(fmt, path, result))
-                stats.written.append(target)
+                bar.update(1)
+                continue
+            out = Outputs(*result) if glass else Outputs(result)
+            if glass:
+                out.windows = windows_mask(out.glass, out.mask, segmenter.glass.threshold)
+            target = output_path(path, fmt, out_dir, root, suffixes)
+            write_atomic(target, render(fmt, path, out, options))
+            stats.written.append(target)
             bar.update(1)
         stats.seconds["encode"] += time.perf_counter() - start
     bar.close()
@@ -112,8 +150,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bands", help="multi-band models: the patches' bands in file order, comma-separated (default: the model's)"
     )
+    cut = parser.add_argument_group("cutouts (--format cutout)")
+    cut.add_argument("--windows", choices=list(Windows), default="opaque",
+                     help="the car's glass: opaque, transparent (the background shows through) or tinted; the last "
+                     "two need a model that marks glass")  # fmt: skip
+    cut.add_argument("--shadow", choices=list(Shadow), default="none", help="contact: a soft shadow under the car")
+    cut.add_argument("--bg-color", help="put the car on this colour, RRGGBB or RRGGBBAA hex (default: transparent)")
+    cut.add_argument("--crop", action="store_true", help="frame the result to the car's box plus --crop-margin")
+    cut.add_argument("--crop-margin", type=float, default=CutoutOptions.crop_margin,
+                     help="margin per side, a fraction of the car's box (0 to 0.5)")  # fmt: skip
+    cut.add_argument("--output", choices=list(Output), default="png",
+                     help="the cutout's file type (jpeg only with an opaque --bg-color)")  # fmt: skip
+    cut.add_argument("--decontaminate", action="store_true", help="edge pixels take the car's colour (no halo)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:
+        options = CutoutOptions(Windows(args.windows), Shadow(args.shadow), args.bg_color, args.crop,
+                                args.crop_margin, Output(args.output), args.decontaminate)  # fmt: skip
+    except OptionError as exc:
+        parser.error(str(exc))
 
     from carmask.patch_inference import PatchSegmenter
     from carmask.segmenters import open_segmenter
@@ -137,9 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cover per patch: {table}", file=sys.stderr)
     else:
         segmenter.cars = args.cars
-        stats = predict_paths(
-            segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet
-        )
+        try:
+            stats = predict_paths(
+                segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet, options
+            )
+        except NoGlassError as exc:
+            parser.error(str(exc))
     print(f"{len(stats.written)} written, {len(stats.failed)} failed", file=sys.stderr)
     for path, reason in stats.failed.items():
         print(f"  failed: {path}: {reason}", file=sys.stderr)

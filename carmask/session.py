@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from carmask.manifest import Manifest, load_manifest
+from carmask.manifest import Manifest, ManifestError, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -57,5 +57,10 @@ class ModelSession:
         self.session = open_session(self.manifest.model_path, providers, threads)
         self.provider = self.session.get_providers()[0]
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        names = [o.name for o in self.session.get_outputs()]
+        self.output_name = self.manifest.output.name if self.manifest.output.name in names else names[0]
+        glass = self.manifest.output.glass
+        if glass.present and glass.name not in names:
+            raise ManifestError(f"{self.manifest.path}: output.windows names {glass.name!r}, but the model's "
+                                f"outputs are {names}")  # fmt: skip
         log.info("model %s v%s on %s", self.manifest.name, self.manifest.version, self.provider)

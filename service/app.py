@@ -22,6 +22,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
+from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
+from carmask.cutout.options import COLOUR, MAX_CROP_MARGIN
 from carmask.imaging import FORMAT_NAMES
 from carmask.inference import Segmenter
 from carmask.outputs import coverage
@@ -70,6 +72,31 @@ CarsQuery = Annotated[
         "(output.subject)"
     ),
 ]
+WindowsQuery = Annotated[
+    Windows,
+    Query(description="format=cutout (other formats ignore the cutout options): the car's glass opaque (as "
+          "photographed), transparent (the new background shows through) or tinted (dark, partly opaque); the "
+          "last two need a model with a glass output"),
+]
+ShadowQuery = Annotated[Shadow, Query(description="format=cutout: none, or a soft contact shadow under the car")]
+BgColor = Annotated[
+    str,
+    Query(pattern=COLOUR.pattern, description="format=cutout: put the car on this colour, RRGGBB or RRGGBBAA hex "
+          "(e.g. ffffff); default: transparent"),
+]
+CropQuery = Annotated[bool, Query(description="format=cutout: frame the result to the car's box plus crop_margin")]
+CropMargin = Annotated[
+    float,
+    Query(ge=0.0, le=MAX_CROP_MARGIN, description="format=cutout with crop: margin per side, a fraction of the car's "
+          "box (0 to 0.5); the canvas grows past the photo where it must"),
+]
+OutputQuery = Annotated[
+    Output, Query(description="format=cutout: png, webp, or jpeg (only with an opaque bg_color)")
+]
+Decontaminate = Annotated[
+    bool,
+    Query(description="format=cutout: the edge pixels take the car's colour, not the old background's (no halo)"),
+]
 BandNames = Annotated[
     str,
     Query(
@@ -113,6 +140,21 @@ async def read_upload(upload: UploadFile | str, limit: int) -> bytes:
     if not data:
         raise APIError(400, "empty_file", f"{upload.filename or 'file'}: the upload is empty")
     return data
+
+
+def cutout_options(seg: Segmenter, fmt: MaskFormat, given: dict) -> CutoutOptions | None:
+    """The cutout's options, checked: 422 for a malformed one or one that needs what the model lacks. Other
+    formats ignore them (None), as photo models ignore `bands`."""
+    if fmt is not MaskFormat.cutout:
+        return None
+    try:
+        options = CutoutOptions(**{k: v for k, v in given.items() if v is not None})
+    except OptionError as exc:
+        raise APIError(422, "invalid_request", str(exc)) from None
+    if options.windows is not Windows.opaque and not seg.glass.present:
+        raise APIError(422, "invalid_request", f"windows={options.windows} needs a model that marks glass; "
+                       f"{seg.manifest.name} {seg.manifest.version} does not (GET /models)")  # fmt: skip
+    return options
 
 
 def check_gpu(registry: ModelRegistry) -> None:
@@ -203,6 +245,10 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:  # browsers ask for it whatever the page links
+        return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
@@ -296,13 +342,17 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
             200: {
                 "content": {
                     "image/png": BINARY,
+                    "image/webp": BINARY,
+                    "image/jpeg": BINARY,
                     "application/json": {
                         "schema": {"anyOf": [RLEMask.model_json_schema(), PatchClasses.model_json_schema()]}
                     },
                 },
-                "description": "Photo models: PNG mask (0/255), RGBA cutout or 8-bit probabilities PNG; RLE JSON for "
-                "format=rle. Multi-band models: JSON with each group's and class's share of the valid pixels and "
-                "RLE per class (format=rle, the default), or a palette PNG of class indices (format=png, fill 255)",
+                "description": "Photo models: PNG mask (0/255), glass mask (format=windows), cutout (PNG, or WebP "
+                "or JPEG by `output`) or 8-bit probabilities PNG; RLE JSON for format=rle (with the windows' RLE "
+                "when the model marks glass). Multi-band models: JSON with each group's and class's share of the "
+                "valid pixels and RLE per class (format=rle, the default), or a palette PNG of class indices "
+                "(format=png, fill 255)",
             },
             **errors(400, 404, 413, 415, 422, *WORK),
         },
@@ -316,8 +366,10 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         format: Annotated[
             MaskFormat,
             Query(
-                description="png mask, rle JSON, RGBA cutout, or probabilities (8-bit PNG: mask = value > 255 x t); "
-                "default png. Multi-band models: rle (JSON, the default) or png (class indices)"
+                description="png mask, rle JSON, cutout (the car on transparency or bg_color; see the cutout "
+                "options), windows (the car's glass as a PNG mask, models with a glass output), or probabilities "
+                "(8-bit PNG: mask = value > 255 x t); default png. Multi-band models: rle (JSON, the default) or png "
+                "(class indices)"
             ),
         ] = None,
         threshold: Threshold = None,
@@ -328,16 +380,29 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         model: ModelName = None,
         bands: BandNames = None,
         cars: CarsQuery = None,
+        windows: WindowsQuery = Windows.opaque,
+        shadow: ShadowQuery = Shadow.none,
+        bg_color: BgColor = None,
+        crop: CropQuery = False,
+        crop_margin: CropMargin = CutoutOptions.crop_margin,
+        output: OutputQuery = Output.png,
+        decontaminate: Decontaminate = False,
     ):
         seg = model_for(request, model)
+        cutout_args = dict(windows=windows, shadow=shadow, bg_color=bg_color, crop=crop, crop_margin=crop_margin,
+                           output=output, decontaminate=decontaminate)  # fmt: skip
         if isinstance(seg, PatchSegmenter):
             return await segment_patch(request, seg, file, format, bands)
         format = format or MaskFormat.png
+        options = cutout_options(seg, format, cutout_args)
+        if format is MaskFormat.windows and not seg.glass.present:
+            raise APIError(422, "invalid_request", f"format=windows needs a model that marks glass; "
+                           f"{seg.manifest.name} {seg.manifest.version} does not (GET /models)")  # fmt: skip
         data = await read_upload(file, settings.max_upload_bytes)
         thr = seg.threshold if threshold is None else threshold
         request.state.photos = 1
         timings = request.state.timings
-        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings, cars)
+        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings, cars, options)
         try:
             body, result = await admission.run(seg.manifest.name, 1, request.state.started, pipeline.segment_one, *args)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
@@ -345,19 +410,22 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         metrics.record_photos(seg.manifest.name, 1, timings)
         if format is MaskFormat.rle:
             return {**body, "model": seg.manifest.name, "version": seg.manifest.version}
+        width, height = pipeline.output_size(result, format, options)
         headers = {
-            "X-Image-Width": str(result.width),
-            "X-Image-Height": str(result.height),
+            "X-Image-Width": str(width),
+            "X-Image-Height": str(height),
             "X-Mask-Coverage": f"{coverage(result.mask):.6f}",
             "X-Model": seg.manifest.name,
             "X-Model-Version": seg.manifest.version,
         }
-        return Response(body, media_type="image/png", headers=headers)
+        media = options.media_type if format is MaskFormat.cutout else "image/png"
+        return Response(body, media_type=media, headers=headers)
 
     @app.post(
         "/segment/batch",
         summary="Mask the car in each photo of a set (e.g. a dealer's 16 views)",
         response_model=BatchResult,
+        response_model_exclude_none=True,  # `windows` only where the model marks glass
         responses={
             200: {
                 "content": {"application/zip": BINARY},

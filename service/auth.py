@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import send_error
 
-OPEN_PATHS = ("/health", "/ready", "/", "/docs", "/openapi.json")
+OPEN_PATHS = ("/health", "/ready", "/", "/docs", "/openapi.json", "/favicon.ico")
 OPEN_PREFIXES = ("/static/",)
 
 

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from carmask import rle
+from carmask.cutout import CutoutOptions, Windows
+from carmask.cutout import render as render_cutout
+from carmask.cutout.render import crop_region
 from carmask.files import FORMATS
+from carmask.glass import windows_mask
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
-from carmask.outputs import cutout_png, mask_png, probability_png, rle_record
+from carmask.outputs import mask_png, probability_png, rle_record
 from carmask.preprocess import load_for_model, resize_image, threshold_u8, upsample_probabilities
 from service.errors import classify
 
@@ -31,6 +36,7 @@ class MaskFormat(StrEnum):
     rle = "rle"
     cutout = "cutout"
     probabilities = "probabilities"  # 8-bit greyscale PNG: 255 x the car probability (a page re-thresholds it)
+    windows = "windows"  # the car's glass as a PNG mask (models with a glass output)
 
 
 class BatchFormat(StrEnum):
@@ -68,6 +74,8 @@ class Result:
     width: int  # the mask's size
     height: int
     probabilities: np.ndarray  # uint8 0..255 at the same size; the mask is probabilities > 255 x threshold
+    glass: np.ndarray | None = None  # uint8 0..255 glass probabilities at the same size, when asked for
+    windows: np.ndarray | None = None  # 0/1 uint8: the glass inside the mask (carmask.glass)
 
 
 class Stopwatch:
@@ -91,32 +99,57 @@ def prepare(name: str, data: bytes, segmenter: Segmenter, max_pixels: int, watch
     return Prepared(name, data, pixels, photo, segmenter)
 
 
-def run_model(segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch) -> np.ndarray:
+def run_model(
+    segmenter: Segmenter, prepared: list[Prepared], watch: Stopwatch, glass: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Car probabilities, and with `glass` the glass probabilities, for a batch of prepared photos."""
     with watch.stage("model"):
-        return segmenter.probabilities(np.stack([p.pixels for p in prepared]))
+        return segmenter.outputs(np.stack([p.pixels for p in prepared]), glass)
 
 
 def to_mask(
-    prepared: Prepared, prob: np.ndarray, threshold: float, size: MaskSize, watch: Stopwatch, cars: Cars | None = None
+    prepared: Prepared,
+    prob: np.ndarray,
+    threshold: float,
+    size: MaskSize,
+    watch: Stopwatch,
+    cars: Cars | None = None,
+    glass: np.ndarray | None = None,
 ) -> Result:
-    """`cars` None: the model's manifest says which cars the mask covers."""
+    """`cars` None: the model's manifest says which cars the mask covers. `glass`: the model's glass output
+    for this photo, which adds the glass probabilities and windows mask to the result."""
+    seg = prepared.segmenter
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
-        prob = prepared.segmenter.content(prob, prepared.photo.size, threshold, cars, prepared.pixels)
+        prob = seg.content(prob, prepared.photo.size, threshold, cars, prepared.pixels)
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
         prob_u8 = upsample_probabilities(prob, target)
         mask = threshold_u8(prob_u8, threshold)
-    return Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
+        result = Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
+        if glass is not None:
+            result.glass = upsample_probabilities(seg.glass_content(glass, prepared.photo.size), target)
+            result.windows = windows_mask(result.glass, mask, seg.glass.threshold)
+    return result
 
 
-def cutout(prepared: Prepared, result: Result, max_pixels: int) -> bytes:
-    """RGBA cutout at the mask's size; decodes the photo at full resolution."""
+def needs_glass(segmenter: Segmenter, fmt: MaskFormat, options: CutoutOptions | None) -> bool:
+    """Whether an answer uses the glass output: format=windows, see-through or tinted cutouts, and RLE
+    answers of a model that has one (they carry the windows beside the car)."""
+    if fmt is MaskFormat.rle:
+        return segmenter.glass.present
+    if fmt is MaskFormat.cutout:
+        return options is not None and options.windows is not Windows.opaque
+    return fmt is MaskFormat.windows
+
+
+def cutout(prepared: Prepared, result: Result, max_pixels: int, options: CutoutOptions | None = None) -> bytes:
+    """The cutout at the mask's size as `options` say; decodes the photo at full resolution."""
     if (result.width, result.height) == prepared.photo.size:
         image = open_photo(prepared.data, max_pixels=max_pixels).image
     else:
         from PIL import Image
 
         image = Image.fromarray(resize_image(prepared.photo.image, (result.width, result.height)))
-    return cutout_png(image, result.mask)
+    return render_cutout(image, result.mask, options, result.glass)
 
 
 def segment_one(
@@ -129,18 +162,22 @@ def segment_one(
     max_pixels: int,
     timings: dict | None = None,
     cars: Cars | None = None,
+    options: CutoutOptions | None = None,
 ) -> tuple[bytes | dict, Result]:
-    """One photo to its response body (PNG bytes, or the RLE entry) and the mask."""
+    """One photo to its response body (PNG bytes, or the RLE entry) and the mask; `options` shape a cutout."""
     watch = Stopwatch(timings)
     prepared = prepare(name, data, seg, max_pixels, watch)
-    result = to_mask(prepared, run_model(seg, [prepared], watch)[0], thr, size, watch, cars)
+    probs, glass = run_model(seg, [prepared], watch, needs_glass(seg, fmt, options))
+    result = to_mask(prepared, probs[0], thr, size, watch, cars, None if glass is None else glass[0])
     with watch.stage("encode"):
         if fmt is MaskFormat.rle:
             body = rle_entry(result)
         elif fmt is MaskFormat.cutout:
-            body = cutout(prepared, result, max_pixels)
+            body = cutout(prepared, result, max_pixels, options)
         elif fmt is MaskFormat.probabilities:
             body = probability_png(result.probabilities)
+        elif fmt is MaskFormat.windows:
+            body = mask_png(result.windows)
         else:
             body = mask_png(result.mask)
     return body, result
@@ -171,15 +208,27 @@ def segment_many(
     results: list[Result] = []
     for start in range(0, len(prepared), batch_size):
         chunk = prepared[start : start + batch_size]
-        probs = run_model(seg, [p for _, p in chunk], watch)
-        for (i, p), prob in zip(chunk, probs, strict=True):
-            entries[i] = to_mask(p, prob, thr, size, watch, cars)
+        probs, glass = run_model(seg, [p for _, p in chunk], watch, seg.glass.present)
+        for k, (i, p) in enumerate(chunk):
+            entries[i] = to_mask(p, probs[k], thr, size, watch, cars, None if glass is None else glass[k])
             results.append(entries[i])
     return entries, results
 
 
+def output_size(result: Result, fmt: MaskFormat, options: CutoutOptions | None) -> tuple[int, int]:
+    """(width, height) of the image answered: the mask's, or a cropped cutout's frame."""
+    if fmt is MaskFormat.cutout and options is not None and options.crop:
+        x0, y0, x1, y1 = crop_region(result.mask, options)
+        return x1 - x0, y1 - y0
+    return result.width, result.height
+
+
 def rle_entry(result: Result) -> dict:
-    return {"name": result.name, **rle_record(result.mask)}
+    """The JSON of one mask: size, RLE, coverage; and the windows' RLE when the model marks glass."""
+    entry = {"name": result.name, **rle_record(result.mask)}
+    if result.windows is not None:
+        entry["windows"] = rle.encode(result.windows)
+    return entry
 
 
 def zip_of_masks(results: list[Result], errors: list[dict]) -> bytes:

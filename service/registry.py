@@ -90,7 +90,11 @@ class ModelRegistry:
                 "aliases": seg.manifest.aliases,
                 "default": name == self.default,
                 "provider": seg.provider,
-                **({"bands": seg.band_names, "classes": seg.class_names} if isinstance(seg, PatchSegmenter) else {}),
+                **(
+                    {"bands": seg.band_names, "classes": seg.class_names}
+                    if isinstance(seg, PatchSegmenter)
+                    else {"windows": seg.glass.present}
+                ),
             }
             for name, seg in self.segmenters.items()
         ]

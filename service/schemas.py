@@ -38,6 +38,8 @@ class ModelInfo(BaseModel):
     provider: str
     bands: list[str] | None = Field(None, description="multi-band models: the bands they take, in order")
     classes: list[str] | None = Field(None, description="multi-class models: the classes, by index")
+    windows: bool | None = Field(None, description="photo models: whether it marks the car's glass (format=windows, "
+                                 "see-through cutouts)")  # fmt: skip
 
 
 class ModelList(BaseModel):
@@ -51,6 +53,7 @@ class RLEMask(BaseModel):
     height: int
     rle: str = Field(description="Kaggle Carvana RLE: row-major, 1-indexed 'start length' pairs")
     coverage: float = Field(description="share of the pixels that are car")
+    windows: str | None = Field(None, description="the car's glass, Kaggle RLE; only from models that mark glass")
     model: str
     version: str
 
@@ -78,6 +81,7 @@ class BatchMask(BaseModel):
     height: int
     rle: str
     coverage: float
+    windows: str | None = Field(None, description="the car's glass, Kaggle RLE; only from models that mark glass")
 
 
 class BatchFailure(BaseModel):

@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tests.fixtures import make_red_model
+from tests.fixtures import make_glass_model, make_red_model
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "carvana"
 V2_MODEL = Path(__file__).resolve().parents[1] / "models" / "carmask-v2.json"  # the default
@@ -38,10 +38,20 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def server(red_model):
     """A real `python -m service` process on a free 127.0.0.1 port, serving the red test model."""
+    yield from serve(red_model)
+
+
+@pytest.fixture(scope="session")
+def glass_server(tmp_path_factory):
+    """The same, serving a model with a glass output (tests.fixtures.make_glass_model)."""
+    yield from serve(make_glass_model(tmp_path_factory.mktemp("glass-model")))
+
+
+def serve(model: Path):
     port = free_port()
     env = {
         **os.environ,
-        "CARMASK_MODEL": str(red_model),
+        "CARMASK_MODEL": str(model),
         "CARMASK_MAX_UPLOAD_BYTES": "1000000",
         "CARMASK_LOG_LEVEL": "warning",
     }

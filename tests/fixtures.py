@@ -77,6 +77,62 @@ def make_red_model(
     return path
 
 
+def glass_car_photo(width: int = 480, height: int = 320) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """A red car box with a blue window on a grey photo: (image, car mask, window mask), 0/1."""
+    image, car = red_box_photo(width, height)
+    arr = np.asarray(image).copy()
+    rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    y0, x0 = rows[0] + h // 8, cols[0] + w // 4
+    window = np.zeros_like(car)
+    window[y0 : y0 + h // 3, x0 : x0 + w // 2] = 1
+    arr[window > 0] = (30, 40, 220)
+    return Image.fromarray(arr), car, window
+
+
+def make_glass_model(directory: Path, name: str = "glassy", size: int = 64) -> Path:
+    """A hand-built car model with a glass output: red or blue pixels are car, blue ones its glass.
+
+    Two outputs as `carmask-glass export` writes them: "mask" sigmoid(20 R - 40 G + 20 B - 10) and
+    "windows" sigmoid(-20 R - 20 G + 40 B - 10), and the manifest's output.windows naming the second."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = np.array([[20.0, -20.0], [-40.0, -20.0], [20.0, 40.0]], np.float32)
+    bias = np.array([-10.0, -10.0], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["image", "w"], ["logit0"]),
+            helper.make_node("Add", ["logit0", "b"], ["logit"]),
+            helper.make_node("Split", ["logit", "halves"], ["car_logit", "glass_logit"], axis=-1),
+            helper.make_node("Sigmoid", ["car_logit"], ["mask"]),
+            helper.make_node("Sigmoid", ["glass_logit"], ["windows"]),
+        ],
+        "glassy",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", "H", "W", 1]),
+            helper.make_tensor_value_info("windows", TensorProto.FLOAT, ["N", "H", "W", 1]),
+        ],
+        initializer=[
+            onnx.numpy_helper.from_array(weights, "w"),
+            onnx.numpy_helper.from_array(bias, "b"),
+            onnx.numpy_helper.from_array(np.array([1, 1], np.int64), "halves"),
+        ],
+    )
+    onnx_path = save_graph(graph, directory, name)
+    manifest = Manifest(
+        **fixture_identity(name, onnx_path),
+        input=InputSpec(height=size, width=size),
+        output=OutputSpec(windows={"name": "windows", "threshold": 0.5}),
+        threshold=0.5,
+        training={"data": "none: hand-built test model"},
+    )
+    path = directory / f"{name}.json"
+    manifest.save(path)
+    return path
+
+
 CLOUD_BANDS = ("blue", "green", "red", "nir")
 CLOUD_CLASSES = ["clear", "thin_cloud", "thick_cloud", "shadow"]
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures import glass_car_photo
+
 CHROMIUM = os.environ.get("CARMASK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"
 
@@ -40,6 +42,15 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
+    yield from open_page(browser, server)
+
+
+@pytest.fixture
+def glass_page(browser, glass_server):
+    yield from open_page(browser, glass_server)
+
+
+def open_page(browser, server):
     url, _ = server
     context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
     page = context.new_page()
@@ -90,6 +101,57 @@ def test_page_segments_a_photo_rethresholds_and_downloads(page, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
     assert not outside, outside
+
+
+def test_cutout_options_preview_the_services_cutout(glass_page, tmp_path):
+    """Glass, shadow, background and crop: the preview becomes the service's cutout with those options, the
+    download is that file, and nothing is fetched from outside; the tab has an icon (no 404 in the console)."""
+    page, url, outside = glass_page
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.wait_for_function("!document.querySelector('#windows').disabled")  # this model marks glass
+    image, car, window = glass_car_photo(320, 240)
+    image.save(tmp_path / "car.png")
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/segment" in request.url else None)
+    page.set_input_files("#files", str(tmp_path / "car.png"))
+    card = page.locator(".card").first
+    card.locator(".facts").filter(has_text="ms").wait_for()
+    assert card.get_attribute("data-cutout") == "page"  # no option: drawn in the page, no second request
+
+    page.select_option("#windows", "transparent")
+    page.check("#shadow")
+    page.check("#use-bg")
+    page.check("#crop")
+    page.wait_for_function("document.querySelector('.card').dataset.cutout === 'service'")
+    last = asked[-1]
+    for part in ("format=cutout", "windows=transparent", "shadow=contact", "bg_color=ffffff", "crop=true"):
+        assert part in last, (part, last)
+    rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
+    size = card.locator("canvas.cutout").evaluate("c => [c.width, c.height]")
+    assert size == [len(cols) + 2 * round(0.05 * len(cols)), len(rows) + 2 * round(0.05 * len(rows))]
+    with page.expect_download() as info:
+        card.locator("[data-download=cutout]").click()
+    saved = tmp_path / "cutout.png"
+    info.value.save_as(saved)
+    out = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+    top, left = round(0.05 * len(rows)), round(0.05 * len(cols))
+    glass = window[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] > 0
+    inner = out[top : top + len(rows), left : left + len(cols)][glass]
+    assert inner.mean(0)[1] > 150  # the white background shows through the blue glass
+    icon = page.request.get(url + "/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"] == "image/x-icon"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-cutout.png"), full_page=True)
+    assert not outside, outside
+    assert not failed, failed
+
+
+def test_glass_choice_is_off_for_a_model_without_glass(page):
+    page, _, _ = page
+    page.wait_for_function("document.querySelector('#model-info').textContent.includes('red')")
+    page.wait_for_function("document.querySelector('#windows').disabled")
+    assert page.locator("#windows-note").is_visible()
 
 
 def test_every_car_asks_the_service_again_with_cars_all(page, tmp_path):

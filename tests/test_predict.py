@@ -46,3 +46,33 @@ def test_cutout_and_overlay_formats(tmp_path, red_model):
     assert ((alpha > 0) == truth.astype(bool)).mean() > 0.97
     assert main([str(tmp_path / "car.png"), "--format", "overlay", "--model", str(red_model), "--quiet"]) == 0
     assert Image.open(tmp_path / "car_overlay.jpg").size == (200, 100)
+
+
+def test_cutout_options_and_windows(tmp_path):
+    from tests.fixtures import glass_car_photo, make_glass_model
+
+    model = make_glass_model(tmp_path / "model")
+    image, car, window = glass_car_photo(240, 160)
+    image.save(tmp_path / "car.png")
+    args = [str(tmp_path / "car.png"), "--model", str(model), "--quiet"]
+    assert main([*args, "--format", "windows"]) == 0
+    glass = np.asarray(Image.open(tmp_path / "car_windows.png")) > 0
+    assert (glass & (window > 0)).sum() / (glass | (window > 0)).sum() > 0.85
+    cut = ["--format", "cutout", "--windows", "transparent", "--bg-color", "ffffff", "--output", "jpeg", "--crop"]
+    assert main([*args, *cut]) == 0
+    out = Image.open(tmp_path / "car_cutout.jpg")
+    rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
+    assert out.format == "JPEG" and out.size == (round(1.1 * len(cols)), round(1.1 * len(rows)))
+
+
+def test_cutout_options_are_checked_before_any_work(tmp_path, red_model, capsys):
+    import pytest
+
+    red_box_photo(120, 80)[0].save(tmp_path / "car.png")
+    args = [str(tmp_path / "car.png"), "--model", str(red_model), "--quiet", "--format", "cutout"]
+    for bad, words in ((["--output", "jpeg"], "opaque bg_color"), (["--windows", "tinted"], "marks no glass"),
+                       (["--crop-margin", "0.7"], "between 0 and 0.5")):  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            main([*args, *bad])
+        assert stop.value.code == 2 and words in capsys.readouterr().err
+    assert not list(tmp_path.glob("car_cutout*"))

@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { items: [], threshold: 0.5, model: null, cars: null }; // cars null: the model's choice
+const state = { items: [], threshold: 0.5, model: null, cars: null, models: [] }; // cars null: the model's choice
+// Cutout options as POST /segment takes them; with any set, the cutout is the service's (format=cutout).
+const CUTOUT_DEFAULTS = { windows: "opaque", shadow: "none", bg_color: "", crop: "false", decontaminate: "false" };
 
 const PLAIN = {
   upload_too_large: "This photo is too large to upload.",
@@ -39,14 +41,68 @@ async function loadModelInfo() {
   // Photo models only: a multi-band model (clouds) takes satellite patches, which this page does not send.
   const all = models && (models.models || models);
   const list = Array.isArray(all) ? all.filter((m) => !m.task || m.task === "binary-segmentation") : null;
+  state.models = list || [];
+  updateGlass();
   if (Array.isArray(list) && list.length > 1) {
     const select = $("#model");
     for (const m of list) select.add(new Option(`${m.name} ${m.version || ""}`, m.name, m.default, m.default));
     state.model = select.value;
-    select.addEventListener("change", () => { state.model = select.value; reprocessAll(); });
+    select.addEventListener("change", () => { state.model = select.value; updateGlass(); reprocessAll(); });
     $("#model-row").hidden = false;
   }
 }
+
+function currentModel() {
+  return state.models.find((m) => (state.model ? m.name === state.model : m.default)) || null;
+}
+
+function updateGlass() { // see-through or tinted windows need a model that marks glass
+  const glass = Boolean(currentModel() && currentModel().windows);
+  $("#windows").disabled = !glass;
+  $("#windows-note").hidden = glass;
+  if (!glass) $("#windows").value = "opaque";
+}
+
+function cutoutOptions() { // only what differs from the defaults; {} means today's plain cutout
+  const chosen = {
+    windows: $("#windows").value,
+    shadow: $("#shadow").checked ? "contact" : "none",
+    bg_color: $("#use-bg").checked ? $("#bg-color").value.slice(1) : "",
+    crop: String($("#crop").checked),
+    decontaminate: String($("#decontaminate").checked),
+  };
+  return Object.fromEntries(Object.entries(chosen).filter(([k, v]) => v !== CUTOUT_DEFAULTS[k]));
+}
+
+async function serverCutout(item) { // the service's cutout with the chosen options, drawn into the card
+  const options = cutoutOptions();
+  const key = JSON.stringify([options, state.threshold, state.model, state.cars]);
+  if (item.cutoutKey === key) return;
+  item.cutoutKey = key;
+  const form = new FormData();
+  form.append("file", item.file, item.file.name);
+  const params = query({ format: "cutout", threshold: state.threshold, ...options });
+  const response = await fetch(`segment?${params}`, { method: "POST", body: form });
+  if (item.cutoutKey !== key) return; // a newer request has been sent
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    item.cutoutBlob = null;
+    return setStatus(plainWords(response.status, body));
+  }
+  item.cutoutBlob = await response.blob();
+  const bitmap = await createImageBitmap(item.cutoutBlob);
+  const canvas = $(".cutout", item.card);
+  canvas.width = bitmap.width; canvas.height = bitmap.height;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  item.card.dataset.cutout = "service";
+}
+
+function laterCutout(item) { // the slider and the colour picker fire often: ask once they settle
+  clearTimeout(item.cutoutTimer);
+  item.cutoutTimer = setTimeout(() => serverCutout(item), 200);
+}
+
+function rerenderAll() { state.items.filter((item) => item.prob || item.error).forEach(render); }
 
 function setThreshold(value) {
   state.threshold = value;
@@ -124,10 +180,17 @@ function render(item) {
       cut.data[o + 3] = 0;
     }
   }
-  for (const [selector, image] of [[".overlay", overlay], [".cutout", cut]]) {
+  const plain = Object.keys(cutoutOptions()).length === 0;
+  for (const [selector, image] of plain ? [[".overlay", overlay], [".cutout", cut]] : [[".overlay", overlay]]) {
     const canvas = $(selector, card);
     canvas.width = width; canvas.height = height;
     canvas.getContext("2d").putImageData(image, 0, 0);
+  }
+  if (plain) {
+    item.cutoutKey = item.cutoutBlob = null;
+    card.dataset.cutout = "page";
+  } else {
+    laterCutout(item);
   }
   card.dataset.coverage = coverage.toFixed(6);
   $(".facts", card).textContent =
@@ -163,6 +226,7 @@ async function download(item, kind) {
     const record = { name: item.file.name, width, height, rle: rle(mask), coverage, threshold: state.threshold };
     return save(new Blob([JSON.stringify(record)], { type: "application/json" }), `${stem}_mask.json`);
   }
+  if (kind === "cutout" && item.cutoutBlob) return save(item.cutoutBlob, `${stem}_cutout.png`);
   const canvas = new OffscreenCanvas(width, height);
   if (kind === "mask") {
     const image = new ImageData(width, height);
@@ -224,8 +288,11 @@ function wire() {
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); addFiles([...e.dataTransfer.files]); });
   $("#threshold").addEventListener("input", (e) => {
     setThreshold(Number(e.target.value));
-    state.items.filter((item) => item.prob || item.error).forEach(render);
+    rerenderAll();
   });
+  for (const id of ["windows", "shadow", "crop", "decontaminate", "use-bg", "bg-color"]) {
+    $(`#${id}`).addEventListener(id === "bg-color" ? "input" : "change", rerenderAll);
+  }
   $("#every-car").addEventListener("change", (e) => {
     state.cars = e.target.checked ? "all" : null;
     setStatus("Segmenting again…");
