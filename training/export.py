@@ -31,9 +31,16 @@ class ExportError(RuntimeError):
     """The exported ONNX model does not reproduce the Keras model."""
 
 
-def convert(model: keras.Model, path: Path, opset: int = 17, depth: int = 5) -> list[str]:
-    """Write `model` as ONNX with dynamic batch and spatial size (sides divisible by 2**depth); returns the
-    nearest-upsampling layers whose tf2onnx chains became a single Resize (training.onnx_graph)."""
+def _as_list(outputs) -> list:
+    return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+
+
+def convert(
+    model: keras.Model, path: Path, opset: int = 17, depth: int = 5, output_names: tuple[str, ...] = (OUTPUT_NAME,)
+) -> list[str]:
+    """Write `model` as ONNX with dynamic batch and spatial size (sides divisible by 2**depth), its outputs
+    named `output_names` in order; returns the nearest-upsampling layers whose tf2onnx chains became a single
+    Resize (training.onnx_graph)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -42,7 +49,7 @@ def convert(model: keras.Model, path: Path, opset: int = 17, depth: int = 5) -> 
 
     @tf.function(input_signature=spec)
     def serve(image):
-        return {OUTPUT_NAME: model(image, training=False)}
+        return dict(zip(output_names, _as_list(model(image, training=False)), strict=True))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset, output_path=str(path))
@@ -54,24 +61,33 @@ def convert(model: keras.Model, path: Path, opset: int = 17, depth: int = 5) -> 
     return nearest_upsampling_to_resize(path, nearest, channels, 2**depth) if nearest else []
 
 
-def verify(model: keras.Model, path: Path, depth: int, tolerance: float = 1e-4, seed: int = 0) -> float:
-    """Max |ONNX - Keras| over sample inputs of several shapes; raises ExportError past `tolerance`."""
+def verify(
+    model: keras.Model,
+    path: Path,
+    depth: int,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+    output_names: tuple[str, ...] = (OUTPUT_NAME,),
+) -> float:
+    """Max |ONNX - Keras| over every output and sample inputs of several shapes; raises ExportError past
+    `tolerance`."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (inp,), (out,) = session.get_inputs(), session.get_outputs()
-    if (inp.name, out.name) != (INPUT_NAME, OUTPUT_NAME):
-        raise ExportError(f"ONNX names are {inp.name!r} -> {out.name!r}, expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}")
+    (inp,), outs = session.get_inputs(), [o.name for o in session.get_outputs()]
+    if inp.name != INPUT_NAME or sorted(outs) != sorted(output_names):
+        raise ExportError(f"ONNX names are {inp.name!r} -> {outs}, expected {INPUT_NAME!r} -> {list(output_names)}")
     rng = np.random.default_rng(seed)
     step = 2**depth
     worst = 0.0
     for batch, h, w in [(2, 16 * step, 16 * step), (1, 8 * step, 12 * step)]:
         x = rng.random((batch, h, w, inp.shape[-1]), dtype=np.float32)
-        expected = keras.ops.convert_to_numpy(model(x, training=False))
-        actual = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-        if actual.shape != expected.shape:
-            raise ExportError(f"ONNX output shape {actual.shape} != Keras {expected.shape} for input {x.shape}")
-        worst = max(worst, float(np.abs(actual - expected).max()))
+        expected = [keras.ops.convert_to_numpy(e) for e in _as_list(model(x, training=False))]
+        actual = session.run(list(output_names), {INPUT_NAME: x})
+        for name, want, got in zip(output_names, expected, actual, strict=True):
+            if got.shape != want.shape:
+                raise ExportError(f"ONNX {name} shape {got.shape} != Keras {want.shape} for input {x.shape}")
+            worst = max(worst, float(np.abs(got - want).max()))
     if worst > tolerance:
         raise ExportError(f"ONNX and Keras differ by {worst:.2e} (> {tolerance:.0e}); the export is wrong")
     return worst
