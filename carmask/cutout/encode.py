@@ -15,13 +15,22 @@ JPEG_QUALITY = 92
 
 
 def over(rgb: np.ndarray, alpha: np.ndarray, under_rgb, under_alpha) -> tuple[np.ndarray, np.ndarray]:
-    """Porter-Duff "over": (rgb, alpha) on top of (under_rgb, under_alpha); float32, straight alpha."""
-    a = alpha[..., None]
+    """Porter-Duff "over": (rgb, alpha) on top of (under_rgb, under_alpha: an array like alpha, or one
+    value); float32, straight alpha. In place on `rgb` and `alpha`, which it returns."""
+    colour = np.asarray(under_rgb, np.float32)
+    if np.ndim(under_alpha) == 0 and float(under_alpha) == 1.0:  # an opaque background: no division
+        rgb -= colour
+        rgb *= alpha[..., None]
+        rgb += colour
+        alpha[:] = 1.0
+        return rgb, alpha
     b = np.asarray(under_alpha, np.float32)
-    b = b[..., None] if b.ndim == 2 else b
-    out_alpha = a + b * (1.0 - a)
-    out_rgb = (rgb * a + np.asarray(under_rgb, np.float32) * b * (1.0 - a)) / np.maximum(out_alpha, 1e-6)
-    return out_rgb, out_alpha[..., 0]
+    below = b * (1.0 - alpha)
+    rgb *= alpha[..., None]
+    rgb += colour * below[..., None]
+    alpha += below
+    rgb /= np.maximum(alpha, 1e-6)[..., None]
+    return rgb, alpha
 
 
 def encode(rgb: np.ndarray, alpha: np.ndarray, output: Output, opaque: bool = False) -> bytes:

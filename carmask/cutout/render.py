@@ -38,8 +38,9 @@ def render(
         region = crop_region(mask, options)
         rgb, alpha, mask = (frame.take(a, region) for a in (rgb, alpha, mask))
     if options.shadow is Shadow.contact:
-        rgb, alpha = over(rgb, alpha, (0.0, 0.0, 0.0), contact_shadow(mask))
+        rows, shadow = contact_shadow(mask)
+        over(rgb[rows], alpha[rows], (0.0, 0.0, 0.0), shadow)  # in place, on the shadow's rows alone
     if options.background is not None:
         *colour, opacity = options.background
-        rgb, alpha = over(rgb, alpha, colour, np.full(alpha.shape, opacity / 255.0, np.float32))
+        rgb, alpha = over(rgb, alpha, colour, opacity / 255.0)
     return encode(rgb, alpha, options.output, opaque=options.background is not None and options.background[3] == 255)

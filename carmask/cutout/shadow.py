@@ -29,21 +29,23 @@ def reach(mask: np.ndarray) -> int:
     return round(HEIGHT * width + 3 * max(0.8, BLUR * width))
 
 
-def contact_shadow(mask: np.ndarray) -> np.ndarray:
-    """(H, W) float32 shadow alpha in [0, OPACITY]; zeros for an empty mask."""
-    shadow = np.zeros(mask.shape, np.float32)
+def contact_shadow(mask: np.ndarray) -> tuple[slice, np.ndarray]:
+    """The rows the shadow lies in, and its alpha there ((rows, W) float32 in [0, OPACITY]); only those
+    rows are drawn and composited. An empty slice for an empty mask."""
     box = car_box(mask)
     if box is None:
-        return shadow
+        return slice(0, 0), np.zeros((0, mask.shape[1]), np.float32)
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0
     ground = y1 - 1
     half = max(1, round(HEIGHT * width))
-    centre = ((x0 + x1) // 2, ground)
+    sigma = max(0.8, BLUR * width)
+    rows = slice(max(0, ground - half - round(3 * sigma)), min(mask.shape[0], ground + reach(mask) + 1))
+    shadow = np.zeros((rows.stop - rows.start, mask.shape[1]), np.float32)
+    centre = ((x0 + x1) // 2, ground - rows.start)
     cv2.ellipse(shadow, centre, (max(1, width // 2), half), 0, 0, 360, BODY_OPACITY, -1)
     lowest = mask.shape[0] - 1 - np.argmax(mask[::-1] > 0, axis=0)  # per column, its lowest car row
     touches = (mask > 0).any(0) & (lowest >= ground - GROUND * height)
-    band = slice(max(0, ground - half // 2), min(mask.shape[0], ground + half // 2 + 1))
+    band = slice(max(0, ground - half // 2 - rows.start), ground + half // 2 + 1 - rows.start)
     shadow[band, touches] = 1.0
-    sigma = max(0.8, BLUR * width)
-    return np.clip(cv2.GaussianBlur(shadow, (0, 0), sigma), 0.0, 1.0) * OPACITY
+    return rows, np.clip(cv2.GaussianBlur(shadow, (0, 0), sigma), 0.0, 1.0) * OPACITY
