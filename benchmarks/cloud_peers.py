@@ -50,8 +50,8 @@ def fit_threshold(images: np.ndarray, labels: np.ndarray) -> float:
 
 def methods(models: list[Path], threshold: float, ukis: bool) -> dict:
     """name -> function(tiff bytes) -> class map in the labels' space."""
-    from carmask.patch_inference import PatchSegmenter
-    from carmask.patches import read_patch
+    from carmask.clouds.patches import read_patch
+    from carmask.clouds.segmenter import PatchSegmenter
     from training.clouds.bands import FILE_BANDS
 
     out = {}

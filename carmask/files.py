@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The suffixes of carmask.imaging.PHOTO_FORMATS: folders are scanned for these alone.
@@ -16,7 +17,7 @@ FORMATS = {
     "rle": "_mask.json",
     "windows": "_windows.png",
 }
-# Multi-band patches (carmask.patches) and what a multi-class model writes for each.
+# Multi-band patches (carmask.clouds.patches) and what a multi-class model writes for each.
 PATCH_SUFFIXES = {".tif", ".tiff", ".npy"}
 PATCH_FORMATS = {"mask": "_classes.png", "rle": "_classes.json"}
 
@@ -42,6 +43,17 @@ def output_path(
         return photo.with_name(name)
     relative = photo.parent.relative_to(root) if root and photo.is_relative_to(root) else Path()
     return out_dir / relative / name
+
+
+@dataclass
+class PredictStats:
+    """What a carmask-predict run wrote, what failed and why, and the seconds spent per stage."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"decode": 0.0, "model": 0.0, "upsample": 0.0, "encode": 0.0}
+    )
 
 
 def write_atomic(path: Path, data: bytes) -> None:

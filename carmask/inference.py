@@ -1,7 +1,7 @@
 """The photo segmenter: an ONNX session (carmask.session), created once, reused for every prediction.
 
 Pre-processing comes from the model's manifest. Multi-band patch models have their own segmenter
-(carmask.patch_inference) behind the same `manifest` / `provider` interface.
+(carmask.clouds.segmenter) behind the same `manifest` / `provider` interface.
 """
 
 from __future__ import annotations

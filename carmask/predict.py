@@ -1,4 +1,6 @@
-"""`carmask-predict`: photos on disk to masks on disk, offline, through the ONNX model (patches: patch_predict).
+"""`carmask-predict`: photos on disk to masks on disk, offline, through the ONNX model.
+
+A multi-band model's patches go to carmask.clouds.predict instead (the scene path).
 
 Photos (files, folders, globs) go through the model in batches; each mask is
 written as a PNG at the photo's own size (or an RGBA cutout, or an overlay
@@ -12,13 +14,14 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from carmask import rle
+from carmask.clouds.patches import parse_band_names
 from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
 from carmask.cutout import render as render_cutout
 from carmask.files import (
@@ -26,6 +29,7 @@ from carmask.files import (
     PATCH_FORMATS,
     PATCH_SUFFIXES,
     PHOTO_SUFFIXES,
+    PredictStats,
     expand_inputs,
     output_path,
     write_atomic,
@@ -34,7 +38,6 @@ from carmask.glass import NoGlassError, windows_mask
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import mask_png, overlay_jpeg, rle_record
-from carmask.patches import parse_band_names
 from carmask.subject import MODES as SUBJECT_MODES
 
 
@@ -69,15 +72,6 @@ def needs_glass(segmenter: Segmenter, fmt: str, options: CutoutOptions | None) -
     if fmt == "cutout":
         return options is not None and options.windows is not Windows.opaque
     return fmt == "windows"
-
-
-@dataclass
-class PredictStats:
-    written: list[Path] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(
-        default_factory=lambda: {"decode": 0.0, "model": 0.0, "upsample": 0.0, "encode": 0.0}
-    )
 
 
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
@@ -170,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except OptionError as exc:
         parser.error(str(exc))
 
-    from carmask.patch_inference import PatchSegmenter
+    from carmask.clouds.segmenter import PatchSegmenter
     from carmask.segmenters import open_segmenter
 
     providers = args.providers.split(",") if args.providers else None
@@ -181,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no {'patches' if multi_band else 'photos'} found in the given inputs")
     root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
     if multi_band:
-        from carmask.patch_predict import predict_patches
+        from carmask.clouds.predict import predict_patches
 
         if args.format not in PATCH_FORMATS:
             parser.error(f"--format {args.format} is for photo models; {segmenter.manifest.name} writes mask or rle")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from carmask.clouds.segmenter import PatchSegmenter
 from carmask.inference import Segmenter
 from carmask.manifest import Manifest, ManifestError, load_manifest
-from carmask.patch_inference import PatchSegmenter
 
 SEGMENTERS = {"binary-segmentation": Segmenter, "multiclass-segmentation": PatchSegmenter}
 TASKS = tuple(SEGMENTERS)

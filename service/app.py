@@ -22,15 +22,15 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
+from carmask.clouds.patches import PATCH_FORMAT_NAMES, parse_band_names
+from carmask.clouds.segmenter import PatchSegmenter
 from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
 from carmask.cutout.options import COLOUR, MAX_CROP_MARGIN
 from carmask.imaging import FORMAT_NAMES
 from carmask.inference import Segmenter
 from carmask.outputs import coverage
-from carmask.patch_inference import PatchSegmenter
-from carmask.patches import PATCH_FORMAT_NAMES, parse_band_names
 from carmask.segmenters import open_segmenter
-from service import patch_pipeline, pipeline
+from service import clouds, pipeline
 from service.admission import Admission, AdmissionGate
 from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
@@ -310,7 +310,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         the patch's own size. A format it cannot produce is refused.
         """
         fmt = fmt or MaskFormat.rle
-        if fmt not in patch_pipeline.PATCH_FORMATS:
+        if fmt not in clouds.PATCH_FORMATS:
             raise APIError(422, "invalid_request", f"format {fmt} is for photo models; {seg.manifest.name} answers "
                            "rle (JSON: cover, classes, RLE per class) or png (class indices)")  # fmt: skip
         data = await read_upload(file, settings.max_upload_bytes)
@@ -319,7 +319,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         args = (seg, file.filename or "patch", data, fmt, parse_band_names(bands), timings)
         try:
             answer = await admission.run(
-                seg.manifest.name, 1, request.state.started, patch_pipeline.segment_patch, *args
+                seg.manifest.name, 1, request.state.started, clouds.segment_patch, *args
             )
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
             raise classify(exc) from None
@@ -329,7 +329,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         headers = {
             "X-Image-Width": str(answer.width),
             "X-Image-Height": str(answer.height),
-            "X-Cover": patch_pipeline.cover_header(answer.summary),
+            "X-Cover": clouds.cover_header(answer.summary),
             "X-Model": seg.manifest.name,
             "X-Model-Version": seg.manifest.version,
         }

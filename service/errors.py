@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carmask.clouds.patches import CorruptPatchError, PatchError, UnsupportedPatchError
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
-from carmask.patches import CorruptPatchError, PatchError, UnsupportedPatchError
 
 log = logging.getLogger("carmask.service")
 

@@ -196,7 +196,7 @@ def test_the_l8_biome_files_are_blue_green_red_first():
 
 @pytest.mark.slow
 def test_train_export_serve_evaluate_and_predict_end_to_end(tmp_path, capsys):
-    from carmask.patch_inference import PatchSegmenter
+    from carmask.clouds.segmenter import PatchSegmenter
     from carmask.predict import main as predict_main
     from training.cli import evaluate_main, export_main, train_main
 

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from carmask.cover import FILL, class_percentages, class_png, class_rles, group_percentages, scene_summary
-from carmask.metrics import class_iou, confusion_matrix, merged_iou
-from carmask.patch_inference import PatchSegmenter, pad_to_multiple
-from carmask.patches import (
+from carmask.clouds.cover import FILL, class_percentages, class_png, class_rles, group_percentages, scene_summary
+from carmask.clouds.patches import (
     PatchError,
     UnsupportedPatchError,
     check_size,
@@ -21,6 +19,8 @@ from carmask.patches import (
     select_bands,
     valid_pixels,
 )
+from carmask.clouds.segmenter import PatchSegmenter, pad_to_multiple
+from carmask.metrics import class_iou, confusion_matrix, merged_iou
 from carmask.rle import decode
 from tests.fixtures import CLOUD_BANDS, CLOUD_CLASSES, cloud_patch, make_cloud_model
 

@@ -11,8 +11,8 @@ import pytest
 import tifffile
 from fastapi.testclient import TestClient
 
+from carmask.clouds.segmenter import PatchSegmenter
 from carmask.manifest import load_manifest
-from carmask.patch_inference import PatchSegmenter
 from service.app import create_app
 from service.settings import ServiceSettings
 

@@ -47,7 +47,7 @@ def evaluate_main(argv: list[str]) -> None:
     splits = tuple(s for s in args.splits.split(",") if s)
     patches = read_l8_biome(args.data_dir, splits)
     if args.model.suffix in (".onnx", ".json"):
-        from carmask.patch_inference import PatchSegmenter
+        from carmask.clouds.segmenter import PatchSegmenter
 
         predictor = PatchSegmenter(args.model.with_suffix(".json"), providers=["CPUExecutionProvider"])
         bands = tuple(predictor.band_names)

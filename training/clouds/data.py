@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carmask.patches import PatchError, read_patch, select_bands
+from carmask.clouds.patches import PatchError, read_patch, select_bands
 from training.clouds.bands import FILE_BANDS
 
 IGNORE = 255

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carmask.cover import FILL, class_percentages, group_percentages
+from carmask.clouds.cover import FILL, class_percentages, group_percentages
 from carmask.metrics import class_iou, confusion_matrix, merged_iou
 from training.clouds.data import CLASS_NAMES, CLOUD, GROUPS, IGNORE, SHADOW
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from carmask.patch_inference import patch_inputs
+from carmask.clouds.segmenter import patch_inputs
 from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
 from training.checkpoints import save_model

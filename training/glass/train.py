@@ -10,6 +10,7 @@ written to report.json at once; a rerun skips it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from carmask.glass import windows_mask
 from carmask.imaging import open_photo
-from carmask.manifest import load_manifest
+from carmask.manifest import load_manifest, sha256_of
 from carmask.metrics import bootstrap_interval
 from carmask.preprocess import Fit, threshold_u8, upsample_probabilities
 from training.data.sources.base import IGNORE
@@ -66,6 +67,24 @@ def cache_features(photos: list[GlassPhoto], trunk: keras.Model, fit: Fit, norm,
             label = fit_label(p.load_label(), fit)
             labels += [label, label[:, ::-1]]
     return Cached(photos, np.stack(labels)[..., None], *(np.concatenate(a) for a in (car, context, detail)))
+
+
+def cached_features(photos: list[GlassPhoto], trunk, fit: Fit, norm, config: GlassConfig) -> Cached:
+    """`cache_features`, kept in <run_dir>/features/ (NumPy files, memory-mapped) for reruns: the trunk's pass
+    over every photo is most of a run's time. Keyed by the trunk, the manifest and the photos."""
+    folder = config.run_dir / "features"
+    key = hashlib.sha256(json.dumps([sha256_of(config.trunk), sha256_of(config.manifest),
+                                     [p.name for p in photos]]).encode()).hexdigest()  # fmt: skip
+    arrays = ("labels", "car", "context", "detail")
+    if (folder / "key").is_file() and (folder / "key").read_text() == key:
+        return Cached(photos, *(np.load(folder / f"{a}.npy", mmap_mode="r") for a in arrays))
+    cache = cache_features(photos, trunk, fit, norm)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "key").unlink(missing_ok=True)
+    for a in arrays:
+        np.save(folder / f"{a}.npy", getattr(cache, a))
+    (folder / "key").write_text(key)  # last: a half-written cache is never taken
+    return cache
 
 
 def fold_of(photos: list[GlassPhoto], folds: int, seed: int) -> np.ndarray:
@@ -112,10 +131,9 @@ def glass_iou(cache: Cached, head: keras.Model, held_out: np.ndarray, fit: Fit, 
         glass = head.predict_on_batch([cache.context[2 * i : 2 * i + 1], cache.detail[2 * i : 2 * i + 1]])[0, ..., 0]
         label = cache.photos[i].load_label() == 1
         pred = served_glass(cache.car[2 * i].astype(np.float32), glass, label.shape[::-1], fit, threshold)
-        union = np.count_nonzero(pred | label)
+        union, inter = int(np.count_nonzero(pred | label)), int(np.count_nonzero(pred & label))
         rows.append({"photo": cache.photos[i].name, "group": cache.photos[i].group,
-                     "iou": float(np.count_nonzero(pred & label) / union) if union else 1.0,
-                     "intersection": int(np.count_nonzero(pred & label)), "union": union})  # fmt: skip
+                     "iou": inter / union if union else 1.0, "intersection": inter, "union": union})  # fmt: skip
     return rows
 
 
@@ -124,8 +142,8 @@ def summarise(rows: list[dict]) -> dict:
     return {
         "photos": len(rows),
         "mean_iou": float(ious.mean()),
-        "iou_interval": list(bootstrap_interval(ious)),
-        "pooled_iou": sum(r["intersection"] for r in rows) / max(1, sum(r["union"] for r in rows)),
+        "iou_interval": [float(v) for v in bootstrap_interval(ious)],
+        "pooled_iou": float(sum(r["intersection"] for r in rows) / max(1, sum(r["union"] for r in rows))),
         "p10_p50_p90": [float(q) for q in np.percentile(ious, [10, 50, 90])],
     }
 
@@ -142,7 +160,7 @@ def run(config: GlassConfig) -> dict:
     photos = read_dsmlr_glass(config.dsmlr_dir) + read_user_photo_glass(config.user_photos_dir)
     trunk = keras.models.load_model(config.trunk, compile=False)
     trunk.trainable = False
-    cache = cache_features(photos, trunk, fit, norm)
+    cache = cached_features(photos, trunk, fit, norm, config)
     fold = fold_of(photos, config.folds, config.seed)
 
     folds = report.setdefault("folds", {})
@@ -153,7 +171,7 @@ def run(config: GlassConfig) -> dict:
         head = fit_head(cache, np.flatnonzero(fold != k), config, f"fold {k + 1}/{config.folds}")
         rows = glass_iou(cache, head, np.flatnonzero(fold == k), fit, config.threshold)
         folds[str(k)] = {**summarise(rows), "minutes": round((time.perf_counter() - start) / 60, 1), "rows": rows}
-        report_path.write_text(json.dumps(report, indent=1))
+        write_report(report_path, report)
     every = [r for f in folds.values() for r in f["rows"]]
     report["k_fold"] = {**summarise(every), "by_group": {
         g: summarise([r for r in every if r["group"] == g]) for g in sorted({r["group"] for r in every})}}  # fmt: skip
@@ -161,5 +179,11 @@ def run(config: GlassConfig) -> dict:
 
     head = fit_head(cache, np.arange(len(photos)), config, "final head")
     attach(trunk, head).save(run_dir / "model.keras")
-    report_path.write_text(json.dumps(report, indent=1))
+    write_report(report_path, report)
     return report
+
+
+def write_report(path: Path, report: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(path)  # a run killed while writing keeps the last whole report

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carmask.cover import FILL, class_png, class_rles, scene_summary
-from carmask.patch_inference import PatchSegmenter
+from carmask.clouds.cover import FILL, class_png, class_rles, scene_summary
+from carmask.clouds.segmenter import PatchSegmenter
 from service.pipeline import MaskFormat, Stopwatch
 
 PATCH_FORMATS = (MaskFormat.rle, MaskFormat.png)

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from carmask.cover import class_png, class_rles, scene_summary
-from carmask.files import PATCH_FORMATS, output_path, write_atomic
-from carmask.patch_inference import PatchSegmenter
-from carmask.patches import PatchError
-from carmask.predict import PredictStats
+from carmask.clouds.cover import class_png, class_rles, scene_summary
+from carmask.clouds.patches import PatchError
+from carmask.clouds.segmenter import PatchSegmenter
+from carmask.files import PATCH_FORMATS, PredictStats, output_path, write_atomic
 
 
 def predict_patches(

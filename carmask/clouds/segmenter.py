@@ -1,9 +1,9 @@
 """The patch segmenter: a multi-class ONNX model over multi-band patches, with its manifest.
 
 The manifest says which bands the model takes (by name, in order), their normalisation, the fill value,
-the side limits and the classes; this object reads a patch (carmask.patches), picks its bands, pads the
+the side limits and the classes; this object reads a patch (carmask.clouds.patches), picks its bands, pads the
 sides to the model's multiple, runs the session (opened once, carmask.session) and returns the class map
-(carmask.cover.FILL where the patch has no data).
+(carmask.clouds.cover.FILL where the patch has no data).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from carmask.cover import FILL
+from carmask.clouds.cover import FILL
+from carmask.clouds.patches import check_size, read_patch, select_bands, valid_pixels
 from carmask.manifest import Manifest, ManifestError, load_manifest
-from carmask.patches import check_size, read_patch, select_bands, valid_pixels
 from carmask.preprocess import Normalisation
 from carmask.session import ModelSession
 
