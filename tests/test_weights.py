@@ -138,3 +138,34 @@ def test_ported_imagenet_weights_recognise_cars():
         x = ((np.asarray(image, np.float32) / 255 - MEAN) / STD).astype(np.float32)[None]
         top5 = set(np.argsort(model.predict_on_batch(x)[0])[-5:].tolist())
         assert top5 & CAR_CLASSES, (path.name, top5)
+
+
+def test_average_is_the_straight_line_between_two_checkpoints(tmp_path):
+    import json
+
+    import keras
+    import numpy as np
+
+    from training.model.average import average_run
+    from training.model.mobile_unet import MobileUNetConfig
+
+    cfg = MobileUNetConfig(decoder_widths=(8, 8, 8, 8, 8), stem_width=8)
+    keras.utils.set_random_seed(0)
+    a, b = cfg.build(), cfg.build()
+    (tmp_path / "start").mkdir()
+    (tmp_path / "tuned").mkdir()
+    a.save(tmp_path / "start" / "m.keras")
+    b.save(tmp_path / "tuned" / "m.keras")
+    (tmp_path / "tuned" / "config.json").write_text(json.dumps({"model": cfg.to_dict(), "sources": "carvana:1"}))
+    start, tuned = tmp_path / "start" / "m.keras", tmp_path / "tuned" / "m.keras"
+    out = average_run(start, tuned, 0.25, tmp_path / "avg" / "m.keras")
+    mid = keras.models.load_model(out, compile=False)
+    for wa, wb, wm in zip(a.weights, b.weights, mid.weights, strict=True):
+        expected = 0.75 * keras.ops.convert_to_numpy(wa) + 0.25 * keras.ops.convert_to_numpy(wb)
+        assert np.allclose(keras.ops.convert_to_numpy(wm), expected, atol=1e-6), wm.path
+    assert json.loads((out.parent / "config.json").read_text())["average"]["weight"] == 0.25
+    from training.export import training_summary
+
+    stages = training_summary(out.parent)[0]["stages"]
+    average = {"start": str(start), "tuned": str(tuned), "weight": 0.25}
+    assert stages[-1] == {"run": str(out.parent), "average": average}

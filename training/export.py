@@ -244,7 +244,8 @@ def training_summary(run_dir: Path) -> tuple[dict, dict]:
         "best_epoch": state.get("best_epoch"),
         **{k: config[k] for k in CONFIG_KEYS if k in config},
     }
-    info["stages"] = [*_earlier_stages(config.get("init_from"), run_dir), _stage(info, run_dir)]
+    own = {"run": str(run_dir), "average": config["average"]} if "average" in config else _stage(info, run_dir)
+    info["stages"] = [*_earlier_stages(config.get("init_from"), run_dir), own]
     arch = config.get("model") or {"name": "unet", **{k: config[k] for k in ("base_width", "depth") if k in config}}
     arch = {k: v for k, v in arch.items() if k != "weights"}
     return info, arch

@@ -212,7 +212,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     back.add_argument("manifest", type=Path, help="the model's manifest, e.g. models/carmask-v2.json")
     back.add_argument("out", type=Path, help="the .keras file to write (for carmask-train --init-from)")
+    avg = sub.add_parser(
+        "average",
+        help="weights (1 - w) x START + w x TUNED into OUT (WiSE-FT: keeps most of a fine-tune's gain, less of "
+        "its forgetting); OUT's folder gets the tuned run's config and split, for carmask-evaluate and -export",
+    )
+    avg.add_argument("start", type=Path, help="the checkpoint the fine-tune started from (.keras)")
+    avg.add_argument("tuned", type=Path, help="the fine-tuned checkpoint (.keras, in its run folder)")
+    avg.add_argument("out", type=Path, help="the .keras file to write, in a folder of its own")
+    avg.add_argument("--weight", type=float, default=0.5, help="w, the tuned model's share (default 0.5)")
     args = parser.parse_args(argv)
+    if args.command == "average":
+        import training.model.mobile_unet  # noqa: F401 - registers the custom layers the checkpoints hold
+        from training.model.average import average_run
+
+        try:
+            print(f"{average_run(args.start, args.tuned, args.weight, args.out)}: {1 - args.weight:g} x "
+                  f"{args.start} + {args.weight:g} x {args.tuned}")  # fmt: skip
+        except ValueError as exc:
+            sys.exit(f"carmask-weights: {exc}")
+        return
     if args.command == "from-onnx":
         _from_onnx(args.manifest, args.out)
         return
