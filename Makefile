@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint weights train evaluate export benchmark benchmark-peer train-clouds benchmark-clouds \
-	container-test clean pseudo-labels train-photos
+	container-test clean pseudo-labels train-photos train-glass
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,17 @@ train-photos: weights
 	    --decoder-widths 64,48,32,24,32 --stem-width 24 --pseudo-dir $(PSEUDO) \
 	    --sources carvana:0.35,composite:0.2,pseudo:0.2,dsmlr:0.12,davis:0.08,negatives:0.05 \
 	    --composite-shadow 0.5 --composite-floor 0.4 --composite-studio 0.3
+
+# The glass head (issue 27; models/README.md): on the shipped car network, frozen (its weights back from the
+# 2.6.1 ONNX file, which 2.7.0 keeps), k-fold over user-photos' window labels, then one head on all of them,
+# exported as the model's second output (the car output checked unchanged).
+train-glass: weights
+	mkdir -p runs/v261
+	git show 599236f:models/carmask-v2.onnx > runs/v261/carmask-v2.onnx
+	git show 599236f:models/carmask-v2.json > runs/v261/carmask-v2.json
+	$(BIN)/carmask-weights from-onnx runs/v261/carmask-v2.json runs/v26/model.keras
+	$(BIN)/carmask-glass train --trunk runs/v26/model.keras --manifest runs/v261/carmask-v2.json
+	$(BIN)/carmask-glass export runs/glass --manifest runs/v261/carmask-v2.json --version 2.7.0 --out models
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed

@@ -60,6 +60,7 @@ def test_manifest_is_complete_and_its_hash_matches(exported):
         "groups": {},
         "subject": {"mode": "main", "join": 0.0125, "keep_ratio": 0.5},  # served masks: the photo's car
         "refine": {"method": "guided", "radius": 2, "eps": 0.001},  # along the photo's edges
+        "windows": {},  # no glass output (carmask-glass export adds one)
     }  # binary: no classes
     assert data["sha256"] == sha256_of(manifest.model_path)
     assert data["training"]["checkpoint"].endswith(".keras")  # which of the run's checkpoints this is

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from carmask.cutout import CutoutOptions
+from carmask.cutout.render import crop_region
 from tests.fixtures import glass_car_photo
 
 CHROMIUM = os.environ.get("CARMASK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -129,7 +131,8 @@ def test_cutout_options_preview_the_services_cutout(glass_page, tmp_path):
         assert part in last, (part, last)
     rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
     size = card.locator("canvas.cutout").evaluate("c => [c.width, c.height]")
-    assert size == [len(cols) + 2 * round(0.05 * len(cols)), len(rows) + 2 * round(0.05 * len(rows))]
+    x0, y0, x1, y1 = crop_region(car, CutoutOptions(shadow="contact", crop=True))  # room below for the shadow
+    assert size == [x1 - x0, y1 - y0] and y1 - y0 > len(rows) + 2 * round(0.05 * len(rows))
     with page.expect_download() as info:
         card.locator("[data-download=cutout]").click()
     saved = tmp_path / "cutout.png"

@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import training.losses
+import training.model.mobile_unet  # noqa: F401 - registers the custom layers the checkpoint holds
 from carmask.manifest import Manifest, load_manifest
 from training.export import INPUT_NAME, OUTPUT_NAME, ExportError, convert, identity, measure_latency, verify
 from training.glass.head import CONTEXT_LAYER, DETAIL_LAYER

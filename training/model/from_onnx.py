@@ -48,6 +48,19 @@ def _add_term(found: dict, name: str, value: np.ndarray, layer: str) -> None:
         found.setdefault(layer, {})["bias"] = value.reshape(-1)
 
 
+def _feeding(graph, output: str) -> list:
+    """The nodes `output` depends on, in graph order: the car network alone, without a second head (glass)
+    that a model may carry beside it."""
+    producer = {out: node for node in graph.node for out in node.output}
+    needed, todo = set(), [output]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            todo.extend(node.input)
+    return [node for node in graph.node if id(node) in needed]
+
+
 def onnx_layer_weights(onnx_path: Path) -> dict[str, dict[str, np.ndarray]]:
     """{keras layer: {"kernel"/"bias"/"scale"/"shift": array}} read from the exported graph's Conv nodes."""
     import onnx
@@ -57,7 +70,7 @@ def onnx_layer_weights(onnx_path: Path) -> dict[str, dict[str, np.ndarray]]:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     users = _consumers(graph)
     found: dict[str, dict[str, np.ndarray]] = {}
-    for node in graph.node:
+    for node in _feeding(graph, "mask"):
         if node.op_type != "Conv" or node.input[1] not in constants:
             continue
         kernel = constants[node.input[1]]
