@@ -34,6 +34,16 @@ class Glass:
         return bool(self.name)
 
 
+def needs_glass(has_glass: bool, fmt: str, see_through: bool) -> bool:
+    """Whether an answer in format `fmt` uses the glass output: windows masks, see-through or tinted cutouts
+    (`see_through`), and RLE answers of a model that has one (they carry the windows beside the car)."""
+    if fmt == "rle":
+        return has_glass
+    if fmt == "cutout":
+        return see_through
+    return fmt == "windows"
+
+
 def windows_mask(glass_u8: np.ndarray, car_mask: np.ndarray, threshold: float) -> np.ndarray:
     """0/1 uint8 glass inside the car: `glass_u8` (8-bit probabilities) and `car_mask` at one size."""
     if glass_u8.shape != car_mask.shape:

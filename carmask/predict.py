@@ -34,7 +34,7 @@ from carmask.files import (
     output_path,
     write_atomic,
 )
-from carmask.glass import NoGlassError, windows_mask
+from carmask.glass import NoGlassError, needs_glass, windows_mask
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import mask_png, overlay_jpeg, rle_record
@@ -65,15 +65,6 @@ def render(fmt: str, photo_path: Path, out: Outputs, options: CutoutOptions | No
     return render_cutout(image, out.mask, options, out.glass) if fmt == "cutout" else overlay_jpeg(image, out.mask)
 
 
-def needs_glass(segmenter: Segmenter, fmt: str, options: CutoutOptions | None) -> bool:
-    """Windows files, see-through cutouts, and RLE files of a model that marks glass use its glass output."""
-    if fmt == "rle":
-        return segmenter.glass.present
-    if fmt == "cutout":
-        return options is not None and options.windows is not Windows.opaque
-    return fmt == "windows"
-
-
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), size):
         yield paths[start : start + size]
@@ -93,7 +84,7 @@ def predict_paths(
     """Segment `photos` and write one output each; failures are collected, never raised. `options` shape
     cutouts (and name their files: _cutout.png, .webp or .jpg)."""
     stats = PredictStats()
-    glass = needs_glass(segmenter, fmt, options)
+    glass = needs_glass(segmenter.glass.present, fmt, options is not None and options.windows is not Windows.opaque)
     if glass and not segmenter.glass.present:
         raise NoGlassError(f"{segmenter.manifest.name} {segmenter.manifest.version} marks no glass: "
                            f"--format {fmt} needs a model that does")  # fmt: skip

@@ -472,8 +472,9 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         timings = request.state.timings
 
         def work():
+            json_glass = format is BatchFormat.json and seg.glass.present  # a zip holds the car masks alone
             entries, results = pipeline.segment_many(
-                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings, cars
+                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings, cars, json_glass
             )
             errors_ = [e for e in entries if isinstance(e, dict)]
             with pipeline.Stopwatch(timings).stage("encode"):

@@ -23,7 +23,7 @@ from carmask.cutout import CutoutOptions, Windows
 from carmask.cutout import render as render_cutout
 from carmask.cutout.render import crop_region
 from carmask.files import FORMATS
-from carmask.glass import windows_mask
+from carmask.glass import needs_glass, windows_mask
 from carmask.imaging import Photo, open_photo
 from carmask.inference import Segmenter
 from carmask.outputs import mask_png, probability_png, rle_record
@@ -131,16 +131,6 @@ def to_mask(
     return result
 
 
-def needs_glass(segmenter: Segmenter, fmt: MaskFormat, options: CutoutOptions | None) -> bool:
-    """Whether an answer uses the glass output: format=windows, see-through or tinted cutouts, and RLE
-    answers of a model that has one (they carry the windows beside the car)."""
-    if fmt is MaskFormat.rle:
-        return segmenter.glass.present
-    if fmt is MaskFormat.cutout:
-        return options is not None and options.windows is not Windows.opaque
-    return fmt is MaskFormat.windows
-
-
 def cutout(prepared: Prepared, result: Result, max_pixels: int, options: CutoutOptions | None = None) -> bytes:
     """The cutout at the mask's size as `options` say; decodes the photo at full resolution."""
     if (result.width, result.height) == prepared.photo.size:
@@ -167,7 +157,8 @@ def segment_one(
     """One photo to its response body (PNG bytes, or the RLE entry) and the mask; `options` shape a cutout."""
     watch = Stopwatch(timings)
     prepared = prepare(name, data, seg, max_pixels, watch)
-    probs, glass = run_model(seg, [prepared], watch, needs_glass(seg, fmt, options))
+    see_through = options is not None and options.windows is not Windows.opaque
+    probs, glass = run_model(seg, [prepared], watch, needs_glass(seg.glass.present, fmt, see_through))
     result = to_mask(prepared, probs[0], thr, size, watch, cars, None if glass is None else glass[0])
     with watch.stage("encode"):
         if fmt is MaskFormat.rle:
@@ -192,8 +183,10 @@ def segment_many(
     batch_size: int,
     timings: dict | None = None,
     cars: Cars | None = None,
+    glass: bool = False,
 ) -> tuple[list[Result | dict], list[Result]]:
-    """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry)."""
+    """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry). `glass`:
+    add each photo's windows (the model must have a glass output)."""
     watch = Stopwatch(timings)
     entries: list[Result | dict | None] = [None] * len(uploads)
     prepared: list[tuple[int, Prepared]] = []
@@ -208,9 +201,9 @@ def segment_many(
     results: list[Result] = []
     for start in range(0, len(prepared), batch_size):
         chunk = prepared[start : start + batch_size]
-        probs, glass = run_model(seg, [p for _, p in chunk], watch, seg.glass.present)
+        probs, glasses = run_model(seg, [p for _, p in chunk], watch, glass)
         for k, (i, p) in enumerate(chunk):
-            entries[i] = to_mask(p, probs[k], thr, size, watch, cars, None if glass is None else glass[k])
+            entries[i] = to_mask(p, probs[k], thr, size, watch, cars, None if glasses is None else glasses[k])
             results.append(entries[i])
     return entries, results
 

@@ -20,13 +20,18 @@ GROUND = 0.04  # a column whose lowest car pixel is this close to the ground lin
 BLUR = 0.012  # the blur's sigma, of the car's width
 
 
+def _sigma(width: int) -> float:
+    return max(0.8, BLUR * width)
+
+
+def _reach(width: int) -> int:
+    return round(HEIGHT * width + 3 * _sigma(width))
+
+
 def reach(mask: np.ndarray) -> int:
     """How far below the car's lowest row the shadow shows (0 for an empty mask)."""
     box = car_box(mask)
-    if box is None:
-        return 0
-    width = box[2] - box[0]
-    return round(HEIGHT * width + 3 * max(0.8, BLUR * width))
+    return 0 if box is None else _reach(box[2] - box[0])
 
 
 def contact_shadow(mask: np.ndarray) -> tuple[slice, np.ndarray]:
@@ -39,8 +44,8 @@ def contact_shadow(mask: np.ndarray) -> tuple[slice, np.ndarray]:
     width, height = x1 - x0, y1 - y0
     ground = y1 - 1
     half = max(1, round(HEIGHT * width))
-    sigma = max(0.8, BLUR * width)
-    rows = slice(max(0, ground - half - round(3 * sigma)), min(mask.shape[0], ground + reach(mask) + 1))
+    sigma = _sigma(width)
+    rows = slice(max(0, ground - half - round(3 * sigma)), min(mask.shape[0], ground + _reach(width) + 1))
     shadow = np.zeros((rows.stop - rows.start, mask.shape[1]), np.float32)
     centre = ((x0 + x1) // 2, ground - rows.start)
     cv2.ellipse(shadow, centre, (max(1, width // 2), half), 0, 0, 360, BODY_OPACITY, -1)

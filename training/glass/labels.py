@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from training.data.sources.base import IGNORE, SourceError
-from training.data.sources.dsmlr import whole_car_label
+from training.data.sources.dsmlr import fill_polygons, whole_car_label
 from training.data.sources.user_photos import photo_group
 
 GLASS_PARTS = ("front_glass", "back_glass")
@@ -40,21 +40,12 @@ class GlassPhoto:
         return dsmlr_glass_label(parts, width, height)
 
 
-def _fill(polygons, width: int, height: int) -> np.ndarray:
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for poly in polygons:
-        if len(poly) >= 6:
-            draw.polygon(list(poly), fill=1, outline=1)
-    return np.asarray(canvas, dtype=bool)
-
-
 def dsmlr_glass_label(parts: dict[str, list], width: int, height: int) -> np.ndarray:
     """Glass where a glass polygon is; unknown on doors and in the car's hull no part covers; else 0."""
     every = [p for polys in parts.values() for p in polys]
     label = np.where(whole_car_label(every, width, height) == IGNORE, IGNORE, 0).astype(np.uint8)
-    label[_fill([p for n in UNKNOWN_PARTS for p in parts.get(n, [])], width, height)] = IGNORE
-    label[_fill([p for n in GLASS_PARTS for p in parts.get(n, [])], width, height)] = 1
+    label[fill_polygons([p for n in UNKNOWN_PARTS for p in parts.get(n, [])], width, height)] = IGNORE
+    label[fill_polygons([p for n in GLASS_PARTS for p in parts.get(n, [])], width, height)] = 1
     return label
 
 

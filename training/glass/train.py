@@ -130,20 +130,26 @@ def crop(cache: Cached, idx: np.ndarray, side: int, rng: np.random.Generator):
             cache.labels[idx, 8 * y : 8 * (y + s8), 8 * x : 8 * (x + s8)])  # fmt: skip
 
 
-def served_glass(car: np.ndarray, glass: np.ndarray, photo_size, fit: Fit, threshold: float) -> np.ndarray:
-    """The served windows mask at the photo's size (carmask.glass): glass above the threshold inside the car."""
-    car_mask = threshold_u8(upsample_probabilities(fit.content(car, photo_size), photo_size), 0.5)
+def served_glass(
+    car: np.ndarray, glass: np.ndarray, photo_size, fit: Fit, threshold: float, car_threshold: float
+) -> np.ndarray:
+    """The served windows mask at the photo's size (carmask.glass): glass above `threshold` inside the car
+    mask (car above `car_threshold`, the manifest's)."""
+    car_mask = threshold_u8(upsample_probabilities(fit.content(car, photo_size), photo_size), car_threshold)
     glass_u8 = upsample_probabilities(fit.content(glass, photo_size), photo_size)
     return windows_mask(glass_u8, car_mask, threshold).astype(bool)
 
 
-def glass_iou(cache: Cached, head: keras.Model, held_out: np.ndarray, fit: Fit, threshold: float) -> list[dict]:
+def glass_iou(
+    cache: Cached, head: keras.Model, held_out: np.ndarray, fit: Fit, threshold: float, car_threshold: float
+) -> list[dict]:
     """Per held-out photo: IoU of the served windows mask against the window label, at the photo's size."""
     rows = []
     for i in held_out:
         glass = head.predict_on_batch([cache.context[2 * i : 2 * i + 1], cache.detail[2 * i : 2 * i + 1]])[0, ..., 0]
         label = cache.photos[i].load_label() == 1
-        pred = served_glass(cache.car[2 * i].astype(np.float32), glass, label.shape[::-1], fit, threshold)
+        car = cache.car[2 * i].astype(np.float32)
+        pred = served_glass(car, glass, label.shape[::-1], fit, threshold, car_threshold)
         union, inter = int(np.count_nonzero(pred | label)), int(np.count_nonzero(pred & label))
         rows.append({"photo": cache.photos[i].name, "group": cache.photos[i].group,
                      "iou": inter / union if union else 1.0, "intersection": inter, "union": union})  # fmt: skip
@@ -185,7 +191,7 @@ def run(config: GlassConfig) -> dict:
             continue
         start = time.perf_counter()
         head = fit_head(cache, np.flatnonzero(fold != k), config, f"fold {k + 1}/{config.folds}")
-        rows = glass_iou(cache, head, np.flatnonzero(fold == k), fit, config.threshold)
+        rows = glass_iou(cache, head, np.flatnonzero(fold == k), fit, config.threshold, manifest.threshold)
         folds[str(k)] = {**summarise(rows), "minutes": round((time.perf_counter() - start) / 60, 1), "rows": rows}
         write_report(report_path, report)
     every = [r for f in folds.values() for r in f["rows"]]

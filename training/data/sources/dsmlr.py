@@ -73,14 +73,19 @@ def _convex_hull_mask(mask: np.ndarray) -> np.ndarray:
     return np.asarray(canvas, dtype=bool) | mask
 
 
-def whole_car_label(polygons, width: int, height: int) -> np.ndarray:
-    """0/1/255 label from part polygons (flat [x0, y0, x1, y1, ...] lists in pixels)."""
+def fill_polygons(polygons, width: int, height: int) -> np.ndarray:
+    """(height, width) bool: inside any of `polygons` (flat [x0, y0, x1, y1, ...] lists in pixels)."""
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for poly in polygons:
         if len(poly) >= 6:
             draw.polygon(list(poly), fill=1, outline=1)
-    parts = np.asarray(canvas, dtype=bool)
+    return np.asarray(canvas, dtype=bool)
+
+
+def whole_car_label(polygons, width: int, height: int) -> np.ndarray:
+    """0/1/255 label from part polygons (flat [x0, y0, x1, y1, ...] lists in pixels)."""
+    parts = fill_polygons(polygons, width, height)
     diagonal = float(np.hypot(width, height))
     hull = ndimage.binary_dilation(_convex_hull_mask(parts), _disk(round(HULL_MARGIN * diagonal)))
     label = np.where(hull, IGNORE, 0).astype(np.uint8)
