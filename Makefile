@@ -18,7 +18,7 @@ $(VENV)/.service-installed: pyproject.toml | $(BIN)/python
 
 # Everything: training (TensorFlow, tf2onnx), service, client, dev tools.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[service,cpu,client,training,bulk,dev]'
+	$(BIN)/pip install -q -e '.[service,cpu,client,training,scenes,bulk,dev]'
 	touch $@ $(VENV)/.service-installed
 
 # The default model (carmask-v2, see models/README.md) and, by name, every other model in models/ (carmask-unet).

@@ -19,7 +19,7 @@ FORMATS = {
 }
 # Multi-band patches (carmask.clouds.patches) and what a multi-class model writes for each.
 PATCH_SUFFIXES = {".tif", ".tiff", ".npy"}
-PATCH_FORMATS = {"mask": "_classes.png", "rle": "_classes.json"}
+PATCH_FORMATS = {"geotiff": "_classes.tif", "mask": "_classes.png", "rle": "_classes.json"}
 
 
 def expand_inputs(inputs: Iterable[str], suffixes: set[str] = PHOTO_SUFFIXES) -> list[Path]:

@@ -40,6 +40,7 @@ class InputSpec:
     # {"name", "unit", "description"}; mean/std above are per band, scale 1. Photo models leave these empty.
     bands: list[dict[str, Any]] = field(default_factory=list)
     nodata: float | None = None  # a pixel whose every band equals this (or any band NaN) is fill: no class
+    sensors: list[str] = field(default_factory=list)  # the sensor presets a request may name (carmask.clouds.sensors)
     multiple_of: int = 1  # sides are padded up to a multiple of this before the model (2**depth)
     min_side: int = 0  # patch sides accepted (0: unchecked)
     max_side: int = 0

@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from carmask import rle
-from carmask.clouds.patches import parse_band_names
+from carmask.clouds.scene import Tiling
+from carmask.clouds.sensors import SENSOR_NAMES, BandInput
 from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
 from carmask.cutout import render as render_cutout
 from carmask.files import (
@@ -115,12 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="carmask-predict",
         description="Segment car photos offline. Writes <photo>_mask.png (0 background, 255 car, at the photo's "
         "size), or a cutout / overlay, beside each photo or into --out. With a multi-band model (--model "
-        "models/carmask-clouds.json) it reads TIFF/.npy patches and writes <patch>_classes.png (class indices) or "
-        "_classes.json (--format rle), and cover.csv with each patch's cloud cover.",
+        "models/carmask-clouds.json) it reads GeoTIFF scenes of any size (or TIFF/.npy patches) and writes "
+        "<scene>_classes.tif (class indices, the scene's CRS and transform), _classes.png (--format mask) or "
+        "_classes.json (--format rle), and cover.csv with each scene's cloud cover.",
     )
     parser.add_argument("inputs", nargs="+", help="photo files, folders, or glob patterns")
     parser.add_argument("--out", type=Path, help="output folder (mirrors input folders); default: beside each photo")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="mask")
+    parser.add_argument(
+        "--format", choices=sorted(set(FORMATS) | set(PATCH_FORMATS)),
+        help="photo models: mask (default), cutout, overlay, rle, windows; multi-band models: geotiff (the default "
+        "for TIFF input), mask (class PNG, the default for .npy), rle",
+    )  # fmt: skip
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model manifest (.json) or .onnx")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the manifest's)")
     parser.add_argument(
@@ -132,8 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
     parser.add_argument("--providers", help="comma-separated onnxruntime providers (default: CUDA if present, CPU)")
-    parser.add_argument(
-        "--bands", help="multi-band models: the patches' bands in file order, comma-separated (default: the model's)"
+    scene = parser.add_argument_group("multi-band models (clouds)")
+    scene.add_argument("--bands", help="the files' bands in order, comma-separated, ours (blue) or the sensor's (B02) "
+                       "(default: the --sensor stack of that many bands, or the model's bands)")  # fmt: skip
+    scene.add_argument("--sensor", choices=SENSOR_NAMES,
+                       help="which band is which and how integer digital numbers become reflectance")  # fmt: skip
+    scene.add_argument("--dn-scale", type=float,
+                       help="integers: reflectance = DN x this + --dn-add (default: the sensor's)")  # fmt: skip
+    scene.add_argument("--dn-add", type=float, help="e.g. 0 for Sentinel-2 before processing baseline 04.00")
+    scene.add_argument("--tile", type=int, default=Tiling.tile,
+                       help="scene tiles' side in pixels (0: the model's largest side, at most 512)")  # fmt: skip
+    scene.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=Tiling.overlap,
+        help="pixels shared by neighbouring tiles (default: an eighth of the tile)",
     )
     cut = parser.add_argument_group("cutouts (--format cutout)")
     cut.add_argument("--windows", choices=list(Windows), default="opaque",
@@ -166,16 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no {'patches' if multi_band else 'photos'} found in the given inputs")
     root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
     if multi_band:
-        from carmask.clouds.predict import predict_patches
-
-        if args.format not in PATCH_FORMATS:
-            parser.error(f"--format {args.format} is for photo models; {segmenter.manifest.name} writes mask or rle")
-        stats, table = predict_patches(
-            segmenter, photos, args.format, args.out, root, parse_band_names(args.bands), not args.quiet
-        )
-        if table is not None:
-            print(f"cover per patch: {table}", file=sys.stderr)
+        stats = _predict_scenes(parser, args, segmenter, photos, root)
     else:
+        if args.format not in (None, *FORMATS):
+            parser.error(f"--format {args.format} is for multi-band models; photo models write {sorted(FORMATS)}")
+        args.format = args.format or "mask"
         segmenter.cars = args.cars
         try:
             stats = predict_paths(
@@ -187,6 +201,31 @@ def main(argv: list[str] | None = None) -> int:
     for path, reason in stats.failed.items():
         print(f"  failed: {path}: {reason}", file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _predict_scenes(parser, args, segmenter, paths: list[Path], root: Path | None) -> PredictStats:
+    from carmask.clouds.patches import PatchError
+    from carmask.clouds.predict import predict_patches
+
+    fmt = args.format
+    if fmt is not None and fmt not in PATCH_FORMATS:
+        parser.error(f"--format {fmt} is for photo models; {segmenter.manifest.name} writes {sorted(PATCH_FORMATS)}")
+    try:
+        band_input = BandInput.parse(args.sensor, args.bands, args.dn_scale, args.dn_add)
+        tiling = Tiling(args.tile, args.tile_overlap)
+    except (PatchError, ValueError) as exc:
+        parser.error(str(exc))
+    stats, table = predict_patches(segmenter, paths, fmt, args.out, root, band_input, not args.quiet, tiling)
+    if table is not None:
+        print(f"cover per scene: {table}", file=sys.stderr)
+    print(f"peak RSS {peak_rss_mb():.0f} MB", file=sys.stderr)
+    return stats
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 if __name__ == "__main__":

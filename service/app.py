@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 from contextlib import asynccontextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carmask import __version__
-from carmask.clouds.patches import PATCH_FORMAT_NAMES, parse_band_names
+from carmask.clouds.patches import PATCH_FORMAT_NAMES, PatchError
 from carmask.clouds.segmenter import PatchSegmenter
+from carmask.clouds.sensors import SENSOR_NAMES, SENSORS, BandInput
 from carmask.cutout import CutoutOptions, OptionError, Output, Shadow, Windows
 from carmask.cutout.options import COLOUR, MAX_CROP_MARGIN
 from carmask.imaging import FORMAT_NAMES
@@ -74,25 +76,32 @@ CarsQuery = Annotated[
 ]
 WindowsQuery = Annotated[
     Windows,
-    Query(description="format=cutout (other formats ignore the cutout options): the car's glass opaque (as "
-          "photographed), transparent (the new background shows through) or tinted (dark, partly opaque); the "
-          "last two need a model with a glass output"),
+    Query(
+        description="format=cutout (other formats ignore the cutout options): the car's glass opaque (as "
+        "photographed), transparent (the new background shows through) or tinted (dark, partly opaque); the "
+        "last two need a model with a glass output"
+    ),
 ]
 ShadowQuery = Annotated[Shadow, Query(description="format=cutout: none, or a soft contact shadow under the car")]
 BgColor = Annotated[
     str,
-    Query(pattern=COLOUR.pattern, description="format=cutout: put the car on this colour, RRGGBB or RRGGBBAA hex "
-          "(e.g. ffffff); default: transparent"),
+    Query(
+        pattern=COLOUR.pattern,
+        description="format=cutout: put the car on this colour, RRGGBB or RRGGBBAA hex "
+        "(e.g. ffffff); default: transparent",
+    ),
 ]
 CropQuery = Annotated[bool, Query(description="format=cutout: frame the result to the car's box plus crop_margin")]
 CropMargin = Annotated[
     float,
-    Query(ge=0.0, le=MAX_CROP_MARGIN, description="format=cutout with crop: margin per side, a fraction of the car's "
-          "box (0 to 0.5); the canvas grows past the photo where it must"),
+    Query(
+        ge=0.0,
+        le=MAX_CROP_MARGIN,
+        description="format=cutout with crop: margin per side, a fraction of the car's "
+        "box (0 to 0.5); the canvas grows past the photo where it must",
+    ),
 ]
-OutputQuery = Annotated[
-    Output, Query(description="format=cutout: png, webp, or jpeg (only with an opaque bg_color)")
-]
+OutputQuery = Annotated[Output, Query(description="format=cutout: png, webp, or jpeg (only with an opaque bg_color)")]
 Decontaminate = Annotated[
     bool,
     Query(description="format=cutout: the edge pixels take the car's colour, not the old background's (no halo)"),
@@ -100,11 +109,33 @@ Decontaminate = Annotated[
 BandNames = Annotated[
     str,
     Query(
-        description="multi-band models: the patch's bands in file order, comma-separated (e.g. "
-        "blue,green,red,nir,swir1,swir2,cirrus,tir); default: exactly the model's bands (GET /models). Photo "
-        "models ignore it, as multi-band models ignore threshold and size"
+        description="multi-band models: the patch's bands in file order, comma-separated, our names (e.g. "
+        "blue,green,red,nir,swir1,swir2,cirrus,tir) or the sensor's (B02,B03,B04,B08); default: the sensor's "
+        "usual stack of that many bands, or exactly the model's bands (GET /models). Photo models ignore it, as "
+        "multi-band models ignore threshold and size"
     ),
 ]
+SensorName = Enum("SensorName", {name: name for name in SENSOR_NAMES}, type=str)
+SensorQuery = Annotated[
+    SensorName,
+    Query(
+        description="multi-band models: the patch's sensor, which says which band is which (by the band count) "
+        "and how integer digital numbers become reflectance: "
+        + "; ".join(f"{s.name}: {s.description}" for s in SENSORS.values())
+        + ". Floating-point patches are taken as reflectance whatever the sensor. A model lists the sensors it "
+        "takes in GET /models"
+    ),
+]
+DnScale = Annotated[
+    float,
+    Query(gt=0, description="multi-band models, integer patches: reflectance = DN x dn_scale + dn_add (default: "
+          "the sensor's; e.g. a Landsat Level-1 MTL's REFLECTANCE_MULT_BAND)"),
+]  # fmt: skip
+DnAdd = Annotated[
+    float,
+    Query(description="multi-band models, integer patches: the offset after scaling (default: the sensor's; "
+          "Sentinel-2 before processing baseline 04.00: 0)"),
+]  # fmt: skip
 
 
 def part_bytes(text: str) -> bytes:
@@ -303,7 +334,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def segment_patch(request: Request, seg: PatchSegmenter, file: UploadFile, fmt, bands):
+    async def segment_patch(request: Request, seg: PatchSegmenter, file: UploadFile, fmt, band_query: dict):
         """/segment for a multi-band model: the scene's classes and cover as JSON, or a class-index PNG.
 
         threshold and size change nothing here: each pixel takes its most probable class, and the model runs at
@@ -313,14 +344,22 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         if fmt not in clouds.PATCH_FORMATS:
             raise APIError(422, "invalid_request", f"format {fmt} is for photo models; {seg.manifest.name} answers "
                            "rle (JSON: cover, classes, RLE per class) or png (class indices)")  # fmt: skip
-        data = await read_upload(file, settings.max_upload_bytes)
+        sensor = band_query.pop("sensor")
+        try:
+            band_input = BandInput.parse(sensor.value if sensor else None, **band_query)
+        except PatchError as exc:
+            raise APIError(422, "invalid_request", str(exc)) from None
+        try:
+            data = await read_upload(file, settings.max_upload_bytes)
+        except APIError as exc:
+            if exc.status == 413:
+                exc.detail = f"{exc.detail}; whole scenes go through `carmask-predict --model {seg.manifest.name}`"
+            raise
         request.state.photos = 1
         timings = request.state.timings
-        args = (seg, file.filename or "patch", data, fmt, parse_band_names(bands), timings)
+        args = (seg, file.filename or "patch", data, fmt, band_input, timings)
         try:
-            answer = await admission.run(
-                seg.manifest.name, 1, request.state.started, clouds.segment_patch, *args
-            )
+            answer = await admission.run(seg.manifest.name, 1, request.state.started, clouds.segment_patch, *args)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
             raise classify(exc) from None
         metrics.record_photos(seg.manifest.name, 1, timings)
@@ -379,6 +418,9 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         ] = MaskSize.original,
         model: ModelName = None,
         bands: BandNames = None,
+        sensor: SensorQuery = None,
+        dn_scale: DnScale = None,
+        dn_add: DnAdd = None,
         cars: CarsQuery = None,
         windows: WindowsQuery = Windows.opaque,
         shadow: ShadowQuery = Shadow.none,
@@ -392,7 +434,8 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         cutout_args = dict(windows=windows, shadow=shadow, bg_color=bg_color, crop=crop, crop_margin=crop_margin,
                            output=output, decontaminate=decontaminate)  # fmt: skip
         if isinstance(seg, PatchSegmenter):
-            return await segment_patch(request, seg, file, format, bands)
+            band_query = dict(sensor=sensor, bands=bands, dn_scale=dn_scale, dn_add=dn_add)
+            return await segment_patch(request, seg, file, format, band_query)
         format = format or MaskFormat.png
         options = cutout_options(seg, format, cutout_args)
         if format is MaskFormat.windows and not seg.glass.present:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carmask.clouds.patches import CorruptPatchError, PatchError, UnsupportedPatchError
+from carmask.clouds.patches import CorruptPatchError, PatchError, PatchTooLargeError, UnsupportedPatchError
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 log = logging.getLogger("carmask.service")
@@ -58,6 +58,8 @@ def classify(exc: Exception) -> APIError:
         return APIError(422, "corrupt_image", str(exc))
     if isinstance(exc, UnsupportedPatchError):
         return APIError(415, "unsupported_patch", str(exc))
+    if isinstance(exc, PatchTooLargeError):
+        return APIError(413, "patch_too_large", str(exc))
     if isinstance(exc, CorruptPatchError):
         return APIError(422, "corrupt_patch", str(exc))
     if isinstance(exc, PatchError):  # bands, size or dtype that the model's manifest does not take

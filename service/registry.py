@@ -91,7 +91,7 @@ class ModelRegistry:
                 "default": name == self.default,
                 "provider": seg.provider,
                 **(
-                    {"bands": seg.band_names, "classes": seg.class_names}
+                    {"bands": seg.band_names, "classes": seg.class_names, "sensors": seg.manifest.input.sensors}
                     if isinstance(seg, PatchSegmenter)
                     else {"windows": seg.glass.present}
                 ),

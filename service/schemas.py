@@ -38,6 +38,8 @@ class ModelInfo(BaseModel):
     provider: str
     bands: list[str] | None = Field(None, description="multi-band models: the bands they take, in order")
     classes: list[str] | None = Field(None, description="multi-class models: the classes, by index")
+    sensors: list[str] | None = Field(None, description="multi-band models: the sensor presets ?sensor= may name "
+                                      "(empty: any whose stack holds the model's bands)")  # fmt: skip
     windows: bool | None = Field(None, description="photo models: whether it marks the car's glass (format=windows, "
                                  "see-through cutouts)")  # fmt: skip
 

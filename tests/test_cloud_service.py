@@ -96,7 +96,18 @@ def test_bands_in_another_order_are_named_by_the_client(client):
         (tiff(np.zeros((64, 64, 8), np.float32)), {}, 422, "has 8 bands; expected 4: blue, green, red, nir"),
         (tiff(np.zeros((64, 64, 3), np.float32)), {"bands": "blue,green,red"}, 422, "lacks nir"),
         (tiff(np.zeros((8, 64, 4), np.float32)), {}, 422, "this model takes sides of 16 to 256"),
-        (tiff(np.zeros((64, 64, 4), np.uint16)), {}, 422, "uint16"),
+        (tiff(np.zeros((300, 64, 4), np.float32)), {}, 413, "largest side of 256; whole scenes"),
+        (tiff(np.zeros((64, 64, 4), np.uint16)), {}, 422, "integers (uint16): name the sensor"),
+        (
+            tiff(np.full((64, 64, 4), 3000, np.uint16)),
+            {"sensor": "sentinel2-l2a", "bands": "B02,B03,B04"},
+            422,
+            "has 4 bands; expected 3 (as the bands given name them)",
+        ),
+        (tiff(np.full((64, 64, 5), 3000, np.uint16)), {"sensor": "landsat7"}, 422, "landsat7 file with 5 bands"),
+        (tiff(np.full((64, 64, 4), 3000.0, np.float32)), {}, 422, "blue band runs 3000 to 3000"),
+        (tiff(np.zeros((64, 64, 4), np.float32)), {"sensor": "modis"}, 422, "sentinel2-l2a"),
+        (tiff(np.zeros((64, 64, 4), np.uint16)), {"sensor": "landsat8", "dn_scale": "0"}, 422, "dn_scale"),
         (encode(red_box_photo(64, 64)[0]), {}, 415, "TIFF/GeoTIFF or NumPy .npy"),
         (b"II*\x00" + b"\x00" * 40, {}, 422, "corrupt or unreadable TIFF"),
         (tiff(np.zeros((64, 64, 4), np.float32)), {"format": "cutout"}, 422, "answers rle"),
@@ -107,6 +118,24 @@ def test_patches_that_do_not_fit_get_what_was_expected(client, data, params, sta
     assert response.status_code == status, response.text
     body = response.json()
     assert words in body["detail"] and set(body) == {"error", "detail"}
+
+
+def test_sensor_presets_turn_digital_numbers_into_reflectance(client):
+    patch, classes = cloud_patch(64, 64, fill_rows=4)
+    s2 = np.round(patch * 10000 + 1000).astype(np.uint16)  # L2A, baseline 04.00: reflectance = (DN - 1000) / 1e4
+    s2[:4] = 0  # the product's fill
+    response = post(client, tiff(s2), format="png", sensor="sentinel2-l2a")
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content))), classes)
+    twelve = np.zeros((64, 64, 12), np.uint16)
+    twelve[..., [1, 2, 3, 7]] = s2  # B01..B12 without B10: blue, green, red are 2-4, B08 (nir) is 8th
+    response = post(client, tiff(twelve), format="png", sensor="sentinel2-l2a")
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content))), classes)
+    landsat = np.round((patch + 0.2) / 2.75e-5).astype(np.uint16)[..., ::-1].copy()  # C2 L2, bands named
+    response = post(client, tiff(landsat), format="png", sensor="landsat8", bands="SR_B5,SR_B4,SR_B3,SR_B2")
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content)))[4:], classes[4:])
+    listed = {m["name"]: m for m in client.get("/models").json()["models"]}
+    assert listed["clouds"]["sensors"] == [] and listed["red"].get("sensors") is None  # fixture: none named, any
 
 
 def test_aliases_answer_for_their_model_and_may_not_collide(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import rasterio
 import tifffile
 
 from training.clouds.augment import PatchAugment, augment_patch
@@ -219,6 +220,7 @@ def test_train_export_serve_evaluate_and_predict_end_to_end(tmp_path, capsys):
     assert [b["name"] for b in manifest["input"]["bands"]] == ["blue", "green", "red", "nir"]
     assert [c["name"] for c in manifest["output"]["classes"]] == ["clear", "thin_cloud", "thick_cloud", "shadow"]
     assert manifest["input"]["multiple_of"] == 4 and manifest["input"]["max_side"] == 64
+    assert "sentinel2-l2a" in manifest["input"]["sensors"] and "landsat5" in manifest["input"]["sensors"]
 
     seg = PatchSegmenter(manifest_path, providers=["CPUExecutionProvider"])
     patch = tifffile.imread(data / "test" / "images" / "Barren_04_0004.tif")[..., :4]
@@ -235,6 +237,7 @@ def test_train_export_serve_evaluate_and_predict_end_to_end(tmp_path, capsys):
     code = predict_main([str(data / "test" / "images"), "--model", str(manifest_path), "--out", str(out), "--quiet",
                          "--bands", ",".join(FILE_BANDS)])  # fmt: skip
     assert code == 0
-    assert (out / "Barren_04_0004_classes.png").is_file()
+    with rasterio.open(out / "Barren_04_0004_classes.tif") as written:  # a TIFF in: a GeoTIFF class map out
+        assert written.shape == patch.shape[:2] and written.dtypes[0] == "uint8"
     rows = (out / "cover.csv").read_text().splitlines()
     assert rows[0].startswith("patch,cloud_cover_pct,shadow_pct") and len(rows) == 2

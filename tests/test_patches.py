@@ -12,6 +12,7 @@ import tifffile
 from carmask.clouds.cover import FILL, class_percentages, class_png, class_rles, group_percentages, scene_summary
 from carmask.clouds.patches import (
     PatchError,
+    PatchTooLargeError,
     UnsupportedPatchError,
     check_size,
     parse_band_names,
@@ -152,10 +153,12 @@ def test_patch_segmenter_classifies_pads_and_marks_fill(cloud_model):
     assert result.class_map.shape == (50, 70) and result.probabilities.shape == (50, 70, 4)
     np.testing.assert_array_equal(result.class_map, expected)
     reversed_bands = tiff_bytes(patch[..., ::-1].copy(), planarconfig="contig")
-    from_file = seg.segment(reversed_bands, band_order=["nir", "red", "green", "blue"])
+    from_file = seg.segment(reversed_bands, ["nir", "red", "green", "blue"])
     np.testing.assert_array_equal(from_file.class_map, expected)
     with pytest.raises(PatchError, match="this model takes sides of 16 to 256"):
-        seg.read(tiff_bytes(np.ones((8, 300, 4), np.float32), planarconfig="contig"))
+        seg.read(tiff_bytes(np.ones((8, 200, 4), np.float32), planarconfig="contig"))
+    with pytest.raises(PatchTooLargeError, match=r"largest side of 256; whole scenes .*carmask-predict"):
+        seg.read(tiff_bytes(np.ones((20, 300, 4), np.float32), planarconfig="contig"))
 
 
 def test_pad_to_multiple_mirrors_and_keeps_small_sides():

@@ -17,11 +17,19 @@ from carmask import rle
 FILL = 255  # class-map value of a pixel without data
 
 
+def class_counts(class_map: np.ndarray, classes: int) -> np.ndarray:
+    """Pixels per class, then fill (the last entry): what a scene's summary is made of, chunk by chunk."""
+    counts = np.bincount(class_map.ravel(), minlength=256)
+    return np.append(counts[:classes], counts[classes:].sum())
+
+
 def class_percentages(class_map: np.ndarray, class_names: list[str]) -> dict[str, float]:
     """{class name: percent of the valid pixels}; all 0 when no pixel is valid."""
-    valid = class_map != FILL
-    total = int(np.count_nonzero(valid))
-    counts = np.bincount(class_map[valid].ravel(), minlength=len(class_names))
+    return _percentages(class_counts(class_map, len(class_names)), class_names)
+
+
+def _percentages(counts: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    total = int(counts[:-1].sum())
     return {name: (100.0 * float(counts[i]) / total if total else 0.0) for i, name in enumerate(class_names)}
 
 
@@ -32,12 +40,16 @@ def group_percentages(percent: dict[str, float], groups: dict[str, list[str]]) -
 
 def scene_summary(class_map: np.ndarray, class_names: list[str], groups: dict[str, list[str]]) -> dict:
     """Groups' and classes' shares plus the pixel counts, rounded for JSON."""
-    percent = class_percentages(class_map, class_names)
-    valid = int(np.count_nonzero(class_map != FILL))
+    return summary_of_counts(class_counts(class_map, len(class_names)), class_names, groups)
+
+
+def summary_of_counts(counts: np.ndarray, class_names: list[str], groups: dict[str, list[str]]) -> dict:
+    """scene_summary from class_counts (summed over a scene's chunks)."""
+    percent = _percentages(counts, class_names)
     return {
         **{k: round(v, 4) for k, v in group_percentages(percent, groups).items()},
-        "valid_pixels": valid,
-        "fill_pixels": int(class_map.size - valid),
+        "valid_pixels": int(counts[:-1].sum()),
+        "fill_pixels": int(counts[-1]),
         "classes": {name: round(p, 4) for name, p in percent.items()},
     }
 

@@ -33,6 +33,10 @@ class CorruptPatchError(PatchError):
     """A TIFF or .npy file that cannot be decoded."""
 
 
+class PatchTooLargeError(PatchError):
+    """A patch over the model's largest side: whole scenes go through carmask.clouds.scene instead."""
+
+
 def _bytes_of(source: bytes | str | os.PathLike) -> bytes:
     return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
 
@@ -79,8 +83,8 @@ def _read_npy(data: bytes, max_values: int) -> np.ndarray:
     return array
 
 
-def read_patch(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 2048) -> np.ndarray:
-    """A TIFF or .npy patch (bytes or path) as (H, W, bands) float32; PatchError for anything else."""
+def read_raw(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 2048) -> np.ndarray:
+    """A TIFF or .npy patch (bytes or path) as (H, W, bands) in its own numeric dtype; PatchError otherwise."""
     data = _bytes_of(source)
     if data[:4] in TIFF_MAGIC:
         array = _read_tiff(data, max_values)
@@ -88,10 +92,19 @@ def read_patch(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 
         array = _read_npy(data, max_values)
     else:
         raise UnsupportedPatchError(f"not a multi-band patch ({PATCH_FORMAT_NAMES})")
+    if array.dtype.kind not in "uif":
+        raise PatchError(f"the patch is {array.dtype}; expected integer digital numbers or floating-point values")
+    return array
+
+
+def read_patch(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 2048) -> np.ndarray:
+    """A patch of physical values (floats) as (H, W, bands) float32; integers are refused (they need a
+    sensor's conversion: carmask.clouds.sensors)."""
+    array = read_raw(source, max_values)
     if not np.issubdtype(array.dtype, np.floating):
         raise PatchError(
             f"the patch is {array.dtype}; expected floating-point physical values (reflectance 0-1, "
-            "brightness temperature in K), e.g. float32"
+            "brightness temperature in K), e.g. float32, or digital numbers with their sensor (sensor=)"
         )
     return np.ascontiguousarray(array, dtype=np.float32)
 
@@ -121,7 +134,12 @@ def select_bands(patch: np.ndarray, wanted: Sequence[str], have: Sequence[str] |
 
 def check_size(patch: np.ndarray, min_side: int, max_side: int) -> None:
     h, w = patch.shape[:2]
-    if min(h, w) < min_side or max(h, w) > max_side:
+    if max(h, w) > max_side:
+        raise PatchTooLargeError(
+            f"the patch is {w}x{h} pixels, over this model's largest side of {max_side}; whole scenes of any size "
+            "go through `carmask-predict --model <model> scene.tif` (tiled, a GeoTIFF class map out)"
+        )
+    if min(h, w) < min_side:
         raise PatchError(f"the patch is {w}x{h} pixels; this model takes sides of {min_side} to {max_side} pixels")
 
 

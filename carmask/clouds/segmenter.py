@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from carmask.clouds.cover import FILL
-from carmask.clouds.patches import check_size, read_patch, select_bands, valid_pixels
+from carmask.clouds.patches import PatchError, check_size, read_raw, select_bands, valid_pixels
+from carmask.clouds.sensors import BandInput, check_range
 from carmask.manifest import Manifest, ManifestError, load_manifest
 from carmask.preprocess import Normalisation
 from carmask.session import ModelSession
@@ -72,12 +73,32 @@ class PatchSegmenter(ModelSession):
     def class_names(self) -> list[str]:
         return self.manifest.output.class_names
 
-    def read(self, source, band_order: Sequence[str] | None = None) -> np.ndarray:
-        """A patch file (bytes or path) as the model's bands; PatchError says what does not fit."""
-        patch = select_bands(read_patch(source), self.band_names, band_order)
+    @property
+    def band_units(self) -> list[str]:
+        return [b.get("unit", "reflectance") for b in self.manifest.input.bands]
+
+    def read(self, source, band_input: BandInput | Sequence[str] | None = None) -> np.ndarray:
+        """A patch file (bytes or path) as the model's bands in physical units; PatchError says what does not
+        fit. `band_input`: the file's sensor / band names (a plain list: band names)."""
+        patch = self.bands_of(read_raw(source), band_input)
         spec = self.manifest.input
         if spec.min_side or spec.max_side:
             check_size(patch, spec.min_side or 1, spec.max_side or 1 << 30)
+        return patch
+
+    def bands_of(
+        self, raw: np.ndarray, band_input: BandInput | Sequence[str] | None, nodata: float | None = None
+    ) -> np.ndarray:
+        """(H, W, file bands) file values -> (H, W, model bands) physical values, range-checked."""
+        if not isinstance(band_input, BandInput):
+            band_input = BandInput(bands=tuple(band_input) if band_input else None)
+        allowed = self.manifest.input.sensors
+        if band_input.sensor and allowed and band_input.sensor.name not in allowed:
+            raise PatchError(f"{self.manifest.name} takes sensors {', '.join(allowed)}, not {band_input.sensor.name}")
+        names = band_input.names(raw.shape[-1], self.band_names)
+        picked = select_bands(raw, self.band_names, names)  # picks before converting: only the bands used
+        patch = band_input.to_physical(picked, nodata)
+        check_range(patch, self.band_names, self.band_units, self.manifest.input.nodata)
         return patch
 
     def probabilities(self, patches: np.ndarray) -> np.ndarray:
@@ -108,5 +129,5 @@ class PatchSegmenter(ModelSession):
         out = self.session.run([self.output_name], {self.input_name: padded})[0]
         return out[:, :h, :w].astype(np.float32, copy=False)
 
-    def segment(self, source, band_order: Sequence[str] | None = None) -> PatchResult:
-        return self.classify(self.read(source, band_order))
+    def segment(self, source, band_input: BandInput | Sequence[str] | None = None) -> PatchResult:
+        return self.classify(self.read(source, band_input))

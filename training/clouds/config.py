@@ -14,6 +14,7 @@ from pathlib import Path
 from training.clouds.augment import PatchAugment
 from training.clouds.bands import parse_bands
 from training.clouds.data import SPLITS
+from training.clouds.synthetic import SyntheticClouds
 from training.model import UNetConfig
 
 ENV_PREFIX = "CARMASK_CLOUDS_"
@@ -42,6 +43,10 @@ class CloudTrainConfig:
     gain: float = 0.10
     offset: float = 0.01
     kelvin_offset: float = 3.0
+    global_gain: float = 0.0
+    haze: str = "0,0"  # low,high
+    zoom: float = 0.0
+    synthetic_clouds: float = 0.0
     seed: int = 0
 
     @property
@@ -84,7 +89,12 @@ class CloudTrainConfig:
         return tuple(i.strip().lower() for i in self.indices.split(",") if i.strip())
 
     def augmentation(self) -> PatchAugment:
-        return PatchAugment(crop=self.crop, gain=self.gain, offset=self.offset, kelvin_offset=self.kelvin_offset)
+        low, high = (float(v) for v in self.haze.split(","))
+        return PatchAugment(
+            crop=self.crop, gain=self.gain, offset=self.offset, kelvin_offset=self.kelvin_offset,
+            global_gain=self.global_gain, haze=(low, high), zoom=self.zoom,
+            clouds=SyntheticClouds(probability=self.synthetic_clouds),
+        )  # fmt: skip
 
 
 HELP = {
@@ -101,6 +111,10 @@ HELP = {
     "gain": "reflectance bands x U(1-gain, 1+gain) per band",
     "offset": "reflectance bands + N(0, offset) per band",
     "kelvin_offset": "thermal band + N(0, this) kelvin",
+    "global_gain": "every reflectance band x one U(1-g, 1+g) per crop (sun angle, calibration)",
+    "haze": "low,high: + U(low, high) haze per crop, strongest in blue, none in SWIR (negative: surface reflectance)",
+    "zoom": "crops cover crop x 2**U(-zoom, zoom) pixels, resized (other ground sampling distances)",
+    "synthetic_clouds": "share of crops that get a drawn cloud and shadow, labelled as drawn (0: none)",
     "class_weights": "cross-entropy class weights: auto[:p] (each class's share of the training pixels to the "
     "power -p, p 0.5 by default), none, or 4 numbers for clear,thin_cloud,thick_cloud,shadow",
 }

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 
+from carmask.clouds.sensors import sensors_for
 from carmask.manifest import InputSpec, Manifest, OutputSpec
 from training.clouds.bands import describe
 from training.clouds.data import CLASSES, GROUPS
@@ -79,6 +80,7 @@ def export_clouds(
             std=tuple(norm["std"]),
             bands=describe(bands),
             nodata=0.0,
+            sensors=sensors_for(bands),
             multiple_of=side,
             min_side=2 * side,
             max_side=max_side,

@@ -72,16 +72,21 @@ def export_glass(run_dir: Path, manifest_path: Path, version: str, out_dir: Path
             **base.architecture,
             "parameters": int(model.count_params()),
             "onnx_vs_keras_max_abs_diff": max_diff,
-            "glass_head": {"parameters": int(head.count_params()), "reads": [CONTEXT_LAYER, DETAIL_LAYER],
-                           "car_output_max_abs_diff": car_diff},
+            "glass_head": {
+                "parameters": int(head.count_params()),
+                "reads": [CONTEXT_LAYER, DETAIL_LAYER],
+                "car_output_max_abs_diff": car_diff,
+            },
         },
         training={
             **base.training,
             "glass": {
                 "data": DATA,
                 "photos": report["data"],
-                "recipe": {k: config[k] for k in ("epochs", "batch_size", "learning_rate", "user_photo_repeat",
-                                                  "width", "folds", "seed")},
+                "recipe": {
+                    k: config[k]
+                    for k in ("epochs", "batch_size", "learning_rate", "user_photo_repeat", "width", "folds", "seed")
+                },
                 "trunk": f"{base.name} {base.version}, frozen",
             },
         },
