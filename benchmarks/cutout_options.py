@@ -39,8 +39,13 @@ CONFIGS = {
     "output=webp": {"output": "webp"},
     "output=jpeg (bg ffffff)": {"output": "jpeg", "bg_color": "ffffff"},
     "all (transparent, shadow, bg, crop, decontaminate, jpeg)": {
-        "windows": "transparent", "shadow": "contact", "bg_color": "ffffff", "crop": True, "decontaminate": True,
-        "output": "jpeg"},
+        "windows": "transparent",
+        "shadow": "contact",
+        "bg_color": "ffffff",
+        "crop": True,
+        "decontaminate": True,
+        "output": "jpeg",
+    },
 }
 
 

@@ -1,5 +1,7 @@
 """`carmask-bulk`: segment a large photo collection on Ray Data (the `bulk` extra).
 
+With a multi-band model (clouds) it classifies folders of GeoTIFF scenes instead: carmask.clouds.bulk.
+
 Photos are listed (folders, globs, or list files of paths), decoded in Ray tasks, run through the ONNX
 model in an actor pool (one session per actor, created once), and written as PNG masks (mirroring the
 input folders, exactly as `carmask-predict` writes them) and a Parquet table: image id, path, width,
@@ -18,17 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from carmask.files import expand_inputs, output_path, write_atomic
+from carmask.clouds.sensors import SENSOR_NAMES, BandInput
+from carmask.files import PHOTO_SUFFIXES, expand_inputs, output_path, write_atomic
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.manifest import load_manifest
 from carmask.outputs import mask_png, rle_record
 from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
 
+SCENE_SUFFIXES = {".tif", ".tiff"}
 TABLE_COLUMNS = ("id", "path", "width", "height", "rle", "coverage", "model", "version", "error")
 
 
-def list_photos(sources: list[str]) -> list[Path]:
-    """Photos from folders, globs and list files (`.txt`/`.lst`: one path per line, `#` comments)."""
+def list_photos(sources: list[str], suffixes: set[str] = PHOTO_SUFFIXES) -> list[Path]:
+    """Photos (or scenes) from folders, globs and list files (`.txt`/`.lst`: one path per line, `#` comments)."""
     items: list[str] = []
     for source in sources:
         if Path(source).suffix.lower() in (".txt", ".lst") and Path(source).is_file():
@@ -36,7 +40,7 @@ def list_photos(sources: list[str]) -> list[Path]:
             items += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
         else:
             items.append(source)
-    return expand_inputs(items)
+    return expand_inputs(items, suffixes)
 
 
 def done_ids(table_dir: Path) -> set[str]:
@@ -163,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="carmask-bulk",
         description="Segment many photos on Ray Data: PNG masks (as carmask-predict writes them) and a Parquet "
-        "table of RLE and errors in --out. A rerun skips finished photos. Needs the bulk extra "
-        "(pip install 'carmask[bulk]').",
+        "table of RLE and errors in --out. A rerun skips finished photos. With a multi-band model (--model "
+        "models/carmask-clouds.json) it classifies GeoTIFF scenes, one per task: <scene>_classes.tif, the table "
+        "and cover.csv. Needs the bulk extra (pip install 'carmask[bulk]'; scenes also 'carmask[scenes]').",
     )
     parser.add_argument("sources", nargs="+", help="photo files, folders, glob patterns, or .txt lists of paths")
     parser.add_argument("--out", type=Path, required=True, help="output folder: masks (mirrored) and table/")
@@ -176,16 +181,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--no-masks", action="store_true", help="only the table")
     parser.add_argument("--no-table", action="store_true", help="only the masks")
+    scenes = parser.add_argument_group("multi-band models: GeoTIFF scenes, one per task, as carmask-predict")
+    scenes.add_argument("--sensor", choices=SENSOR_NAMES, help="the scenes' sensor (bands and DN conversion)")
+    scenes.add_argument("--bands", help="the scenes' bands in order, comma-separated")
+    scenes.add_argument("--dn-scale", type=float, help="integers: reflectance = DN x this + --dn-add")
+    scenes.add_argument("--dn-add", type=float, help="see --dn-scale (default: the sensor's)")
+    scenes.add_argument("--tile", type=int, default=0, help="tile side (0: the model's largest side, at most 512)")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ImportError:
         parser.exit(2, "carmask-bulk: Ray is not installed: pip install 'carmask[bulk]'\n")
-    photos = list_photos(args.sources)
+    multi_band = load_manifest(args.model.with_suffix(".json")).output.classes != []
+    photos = list_photos(args.sources, SCENE_SUFFIXES if multi_band else PHOTO_SUFFIXES)
     if not photos:
-        parser.error("no photos found in the given sources")
+        parser.error(f"no {'scenes' if multi_band else 'photos'} found in the given sources")
     root = Path(args.sources[0]) if len(args.sources) == 1 and Path(args.sources[0]).is_dir() else None
+    if multi_band:
+        return _scenes(parser, args, photos, root, ray)
     ray.init(address=args.address, num_cpus=None if args.address else args.num_cpus, include_dashboard=False)
     try:
         counts = run_bulk(
@@ -206,6 +220,28 @@ def main(argv: list[str] | None = None) -> int:
         f"(of {counts['photos']})",
         file=sys.stderr,
     )
+    return 1 if counts["failed"] else 0
+
+
+def _scenes(parser, args, scenes: list[Path], root: Path | None, ray) -> int:
+    from carmask.clouds.bulk import run_scene_bulk
+    from carmask.clouds.patches import PatchError
+    from carmask.clouds.scene import require_rasterio
+
+    band_input = {"sensor": args.sensor, "bands": args.bands, "dn_scale": args.dn_scale, "dn_add": args.dn_add}
+    try:
+        require_rasterio()
+        BandInput.parse(**band_input)  # refused here, before Ray starts
+    except PatchError as exc:
+        parser.error(str(exc))
+    ray.init(address=args.address, num_cpus=None if args.address else args.num_cpus, include_dashboard=False)
+    try:
+        counts = run_scene_bulk(scenes, args.out, args.model.with_suffix(".json"), root, args.actors,
+                                args.threads_per_actor, band_input, {"tile": args.tile})  # fmt: skip
+    finally:
+        ray.shutdown()
+    print(f"{counts['written']} written, {counts['failed']} failed, {counts['skipped']} already done "
+          f"(of {counts['scenes']}); cover per scene: {args.out / 'cover.csv'}", file=sys.stderr)  # fmt: skip
     return 1 if counts["failed"] else 0
 
 

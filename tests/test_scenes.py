@@ -140,3 +140,31 @@ def test_carmask_predict_writes_a_geotiff_per_scene_and_cover_csv(seg, tmp_path,
         np.testing.assert_array_equal(out.read(1), classes)
     rows = (tmp_path / "out" / "cover.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[0].endswith("T33UVP.tif")
+
+
+@pytest.mark.slow
+def test_carmask_bulk_classifies_a_folder_of_scenes_on_ray_and_resumes(seg, tmp_path, capsys):
+    pytest.importorskip("ray")
+    import pyarrow.dataset as pads
+
+    from carmask.bulk import main as bulk_main
+
+    (tmp_path / "in" / "tile2").mkdir(parents=True)
+    scenes = {"a": blocky_classes(150, 200, seed=3), "tile2/b": blocky_classes(90, 70, seed=4)}
+    for name, classes in scenes.items():
+        write_geotiff(tmp_path / "in" / f"{name}.tif", sentinel2_dn(classes), nodata=0)
+    (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not a scene")
+    argv = [str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(seg.manifest.path),
+            "--sensor", "sentinel2-l2a", "--num-cpus", "2", "--tile", "64"]  # fmt: skip
+    assert bulk_main(argv) == 1  # broken.tif failed; the others were written
+    for name, classes in scenes.items():
+        with rasterio.open(tmp_path / "out" / f"{name}_classes.tif") as out:
+            assert out.crs.to_string() == UTM
+            np.testing.assert_array_equal(out.read(1), classes)
+    rows = (tmp_path / "out" / "cover.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("patch,cloud_cover_pct,shadow_pct,valid_pixels")
+    table = pads.dataset(str(tmp_path / "out" / "table"), format="parquet").to_table().to_pylist()
+    assert sorted(r["id"] for r in table if r["error"]) == ["broken.tif"]
+    (tmp_path / "in" / "broken.tif").unlink()
+    assert bulk_main(argv) == 0  # a rerun: nothing left to do
+    assert "0 written, 0 failed, 2 already done" in capsys.readouterr().err
