@@ -1,4 +1,4 @@
-"""Our cloud models against ukis-csmask and a brightness threshold on the same held-out L8 Biome patches.
+"""Our cloud models against ukis-csmask and a brightness threshold: held-out L8 Biome patches and other sensors.
 
 Cloud IoU (thin + thick cloud as one class; the peer and the threshold know only "cloud"), accuracy over
 clear / cloud / shadow, the cloud-cover error per patch (percentage points) with its spread, and ms per
@@ -9,6 +9,11 @@ patch end to end (from the file's bytes to a class map), the methods taking turn
   (U-Net, EfficientNet-B4 encoder, trained on Sentinel-2 / Landsat data of its own), run as its README
   says: `CSmask(img, band_order, product_level="l1c").csm` (classes clear, cloud, shadow).
 - threshold: cloud where the mean of blue, green and red is over t, t chosen on --fit-splits (the floor).
+
+Cross-sensor (`--chips DIR`): ukis-csmask's own test chips, a Sentinel-2, a Landsat-7 and a Landsat-5 scene
+(training.clouds.chips; 512x512 reflectance, blue..swir2; fetched from github dlr-eoc/ukis-csmask, never
+committed). Ours takes the bands its manifest names (models needing cirrus or thermal cannot run there);
+pooled cloud IoU over the three chips, cover error per chip, ms per chip from the array.
 
 Needs `pip install ukis-csmask==1.0.0` (the peer extra) and ../shared/data/clouds.
 """
@@ -75,6 +80,73 @@ def methods(models: list[Path], threshold: float, ukis: bool) -> dict:
     return out
 
 
+def chip_methods(models: list[Path], threshold: float, ukis: bool) -> dict:
+    """name -> function(reflectance (H, W, 6) in CHIP_BANDS order) -> class map; models lacking bands are left out."""
+    from carmask.clouds.segmenter import PatchSegmenter
+    from carmask.clouds.sensors import BandInput
+    from training.clouds.chips import CHIP_BANDS
+
+    out = {}
+    for path in models:
+        seg = PatchSegmenter(path, providers=["CPUExecutionProvider"])
+        if not set(seg.band_names) <= set(CHIP_BANDS):
+            print(f"{seg.manifest.name}: needs {', '.join(seg.band_names)}; the chips have {', '.join(CHIP_BANDS)}")
+            continue
+        names = BandInput(bands=CHIP_BANDS)
+        out[seg.manifest.name] = lambda image, seg=seg, names=names: seg.classify(seg.bands_of(image, names)).class_map
+    if ukis:
+        from ukis_csmask.mask import CSmask
+
+        for bands in (6, 4):
+            names = [UKIS_NAMES.get(b, b) for b in CHIP_BANDS[:bands]]
+
+            def peer(image, bands=bands, names=names):
+                image = np.ascontiguousarray(image[..., :bands])
+                return PEER_TO_LABELS[CSmask(image, band_order=names, product_level="l1c").csm[..., 0]]
+
+            out[f"ukis-csmask {bands}-band"] = peer
+    out[f"threshold (visible > {threshold:.2f})"] = lambda image: np.where(brightness(image) > threshold, 2, 0).astype(
+        np.uint8
+    )
+    return out
+
+
+def run_chips(folder: Path, models: list[Path], threshold: float, ukis: bool, rounds: int) -> dict:
+    """Every method on every chip, taking turns; prints the table and returns the figures."""
+    import warnings
+
+    from training.clouds.chips import read_chips
+    from training.clouds.evaluate import score
+
+    warnings.filterwarnings("ignore", message=".*smaller than the internal tiling size.*")
+    chips = read_chips(folder)
+    runs = chip_methods(models, threshold, ukis)
+    maps = {name: [None] * len(chips) for name in runs}
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for i, chip in enumerate(chips):
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                maps[name][i] = fn(chip.image)
+                times[name].append((time.perf_counter() - start) * 1000)
+    labels = np.stack([c.labels for c in chips])
+    names = [c.name for c in chips]
+    print(f"\ncross-sensor chips ({', '.join(names)}; 512x512, from ukis-csmask's tests)")
+    print(f"{'method':34} {'cloud IoU':>9} {'cover err':>9} {'(max)':>6}  per chip: cloud IoU / cover error  ms/chip")
+    results = {}
+    for name in runs:
+        r = score(np.stack(maps[name]), labels, names, names)
+        rows = r["per_patch"]
+        per = "  ".join(f"{c['patch']} {c['cloud_iou']:.3f} / {c['cloud_cover_error_pct']:+.1f}" for c in rows)
+        err = r["cloud_cover_error_spread"]
+        print(f"{name:34} {r['cloud_iou']:9.4f} {r['cloud_cover_mae_pct']:9.2f} {err['max']:6.1f}  {per}  "
+              f"{np.median(times[name]):.0f}")  # fmt: skip
+        results[name] = {"cloud_iou": r["cloud_iou"], "cloud_cover_mae_pct": r["cloud_cover_mae_pct"],
+                         "shadow_iou": r["shadow_iou"], "accuracy_3class": r["accuracy_3class"],
+                         "ms_median": float(np.median(times[name])), "per_chip": r["per_patch"]}  # fmt: skip
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -86,6 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the patches")
     parser.add_argument("--no-ukis", action="store_true", help="leave the peer out")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--chips", type=Path, help="folder of ukis-csmask's <sensor>.npz test chips (cross-sensor)")
     args = parser.parse_args()
 
     from training.clouds.bands import FILE_BANDS
@@ -129,8 +202,10 @@ def main() -> None:
     for i, p in enumerate(held):
         row = "  ".join(f"{results[n]['per_patch'][i]['cloud_cover_error_pct']:+6.1f}" for n in runs)
         print(f"  {p.name:24} true {results[next(iter(runs))]['per_patch'][i]['cloud_cover_true_pct']:5.1f} %  {row}")
+    chips = run_chips(args.chips, args.models, threshold, not args.no_ukis, args.rounds) if args.chips else None
     if args.json:
-        args.json.write_text(json.dumps({"splits": args.splits, "threshold": threshold, "results": results}, indent=1))
+        figures = {"splits": args.splits, "threshold": threshold, "results": results, "chips": chips}
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

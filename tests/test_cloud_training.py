@@ -97,6 +97,46 @@ def test_augmentation_keeps_image_and_labels_aligned():
     assert np.allclose(out[..., 7] - image[..., 7], (out[..., 7] - image[..., 7])[0, 0])  # one offset
 
 
+def test_zoomed_crops_and_haze_keep_alignment_and_fall_with_wavelength():
+    rng = np.random.default_rng(4)
+    image = np.zeros((96, 96, 4), np.float32)
+    image[::8] = 0.5  # stripes every 8 rows
+    labels = (image[..., 0] > 0.25).astype(np.uint8)
+    cfg = PatchAugment(crop=32, gain=0.0, offset=0.0, zoom=1.0)
+    stripes = set()
+    for _ in range(30):
+        out, lab = augment_patch(image, labels, FILE_BANDS[:4], cfg, rng)
+        assert out.shape == (32, 32, 4)
+        np.testing.assert_array_equal(lab, (out[..., 0] > 0.25).astype(np.uint8))
+        across = lab.any(axis=1) if not lab.any(axis=1).all() else lab.any(axis=0)  # rows or columns (rotations)
+        stripes.add(int(np.count_nonzero(np.diff(across.astype(np.int8)) == 1)))
+    assert len(stripes) > 2  # 32 px crops holding 2 to 8 of the 8-px stripes: several scales
+    hazy = PatchAugment(crop=0, dihedral=False, gain=0.0, offset=0.0, haze=(0.05, 0.05))
+    out, _ = augment_patch(np.zeros((8, 8, 4), np.float32), np.zeros((8, 8), np.uint8), FILE_BANDS[:4], hazy, rng)
+    added = out[0, 0]
+    assert added[0] == pytest.approx(0.05) and added[0] > added[1] > added[2] > added[3] > 0  # blue most, NIR least
+
+
+def test_synthetic_clouds_are_bright_where_labelled_and_shadows_dark():
+    from training.clouds.synthetic import SHADOW, THICK, THIN, SyntheticClouds, draw_clouds
+
+    rng = np.random.default_rng(5)
+    ground = np.full((128, 128, 4), 0.05, np.float32)
+    labels = np.zeros((128, 128), np.uint8)
+    labels[:10] = 255  # fill stays fill
+    seen = set()
+    for _ in range(10):
+        cfg = SyntheticClouds(probability=1.0, shadow_probability=1.0)
+        out, lab = draw_clouds(ground, labels, ["reflectance"] * 4, cfg, rng)
+        assert (lab[:10] == 255).all()
+        if (lab == THICK).any():
+            assert out[lab == THICK].mean() > 0.15 > out[lab == 0].mean()
+        if (lab == SHADOW).any():
+            assert out[lab == SHADOW].mean() < 0.05 * 0.8  # darker than the ground it falls on
+        seen |= set(np.unique(lab[10:]).tolist())
+    assert {0, THIN, THICK, SHADOW} <= seen
+
+
 def test_multiclass_losses_on_known_values():
     labels = np.array([[0, 1], [2, IGNORE]], np.float32).reshape(1, 2, 2, 1)
     perfect = np.eye(4, dtype=np.float32)[[[0, 1], [2, 3]]][None]

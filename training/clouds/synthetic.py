@@ -65,7 +65,7 @@ def draw_clouds(
         beta = ndimage.shift(alpha, shift, order=1, mode="constant", cval=0.0)
         darkness = np.float32(rng.uniform(0.35, 0.75))  # the ground keeps this much less light under full shadow
         image[..., reflective] *= (1.0 - darkness * beta)[..., None]
-        labels[(beta > 0.5) & (alpha < cfg.touch) & (labels == CLEAR)] = SHADOW
+        labels[(beta > 0.5) & (alpha < 0.02) & (labels == CLEAR)] = SHADOW  # shadow where no cloud veils it
     # Cloud spectrum: bright, a little bluer than grey; texture so it is not a flat sheet.
     level = rng.uniform(0.3, 0.9)
     spectrum = np.float32(level) * rng.uniform(0.92, 1.08, reflective.sum()).astype(np.float32)
