@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint weights train evaluate export benchmark benchmark-peer train-clouds benchmark-clouds \
-	container-test clean pseudo-labels train-photos train-glass
+	container-test clean pseudo-labels train-photos train-glass train-clouds-4band benchmark-scene
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -147,10 +147,25 @@ train-clouds: $(VENV)/.all-installed
 	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-cv --cross-validate \
 	    --train-splits train,val,test
 
-# Ours against ukis-csmask and a brightness threshold on the held-out test patches (installs the peer extra).
+# The default cloud model (models/carmask-clouds-4band): blue, green, red, NIR of the same train+val patches,
+# with drawn clouds and shadows, haze, per-band and overall gain, and zoom standing in for other sensors.
+CLOUDS_4BAND := --bands 4 --global-gain 0.2 --haze=-0.03,0.08 --zoom 1.0 --synthetic-clouds 0.5
+train-clouds-4band: $(VENV)/.all-installed
+	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-4band $(CLOUDS_4BAND)
+	$(BIN)/carmask-export --task clouds runs/clouds-4band/last.keras --name carmask-clouds-4band --version 1.0.0
+	$(BIN)/carmask-evaluate --task clouds models/carmask-clouds-4band.onnx --data-dir $(CLOUDS) --splits test --record
+
+# Ours against ukis-csmask and a brightness threshold on the held-out test patches and, when fetched, on
+# ukis-csmask's cross-sensor chips (CHIPS: a folder of its tests/testfiles/*.npz; installs the peer extra).
+CHIPS ?= ../data/ukis
 benchmark-clouds: $(VENV)/.all-installed
 	$(BIN)/pip install -q -e '.[peer]'
-	$(BIN)/python benchmarks/cloud_peers.py --data-dir $(CLOUDS) --splits test
+	$(BIN)/python benchmarks/cloud_peers.py --data-dir $(CLOUDS) --splits test \
+	    --models models/carmask-clouds-4band.json models/carmask-clouds.json $$(test -d $(CHIPS) && echo --chips $(CHIPS))
+
+# A generated 6,000 x 6,000 four-band GeoTIFF through carmask-predict: peak RSS, time, georeferencing kept.
+benchmark-scene: $(VENV)/.all-installed
+	$(BIN)/python benchmarks/scene_memory.py --side 6000 --model models/carmask-clouds-4band.json
 
 container-test:
 	bash docker/container-test.sh

@@ -281,3 +281,29 @@ def test_train_export_serve_evaluate_and_predict_end_to_end(tmp_path, capsys):
         assert written.shape == patch.shape[:2] and written.dtypes[0] == "uint8"
     rows = (out / "cover.csv").read_text().splitlines()
     assert rows[0].startswith("patch,cloud_cover_pct,shadow_pct") and len(rows) == 2
+
+
+def test_cross_sensor_chips_are_read_with_their_labels_and_scored(tmp_path):
+    from training.clouds.chips import CHIP_BANDS, evaluate_on_chips, read_chips
+    from training.clouds.data import CloudDataError
+
+    rng = np.random.default_rng(6)
+    mask = rng.integers(0, 5, (32, 32, 1)).astype(np.uint8)  # 0 shadow, 1-3 clear, 4 cloud
+    image = rng.random((32, 32, 6)).astype(np.float32)
+    np.savez(tmp_path / "sentinel2.npz", img=image, msk=mask)
+    chips = read_chips(tmp_path)
+    assert [c.name for c in chips] == ["sentinel2"] and chips[0].image.shape == (32, 32, len(CHIP_BANDS))
+    expected = np.choose(mask[..., 0], [3, 0, 0, 0, 2])
+    np.testing.assert_array_equal(chips[0].labels, expected)
+
+    class Oracle:  # answers the truth: the score must be perfect
+        def probabilities(self, images):
+            return np.eye(4, dtype=np.float32)[expected][None]
+
+    report = evaluate_on_chips(Oracle(), chips, ("blue", "green", "red", "nir"))
+    assert report["cloud_iou"] == 1.0 and report["cloud_cover_mae_pct"] == 0.0
+    with pytest.raises(CloudDataError, match="needs cirrus"):
+        evaluate_on_chips(Oracle(), chips, ("blue", "cirrus"))
+    np.savez(tmp_path / "landsat7.npz", img=image[..., :4], msk=mask)
+    with pytest.raises(CloudDataError, match=r"landsat7\.npz: img"):
+        read_chips(tmp_path)

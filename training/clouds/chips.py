@@ -44,3 +44,17 @@ def read_chips(folder: Path) -> list[Chip]:
             raise CloudDataError(f"{path}: img {image.shape}, msk {mask.shape} values up to {mask.max()}")
         chips.append(Chip(path.stem, image, CHIP_TO_CLASS[mask]))
     return chips
+
+
+def evaluate_on_chips(predictor, chips: list[Chip], bands: tuple[str, ...]) -> dict:
+    """The report of training.clouds.evaluate.score over the chips (each chip a "patch", its sensor the "biome");
+    `predictor.probabilities` as in evaluate_predictor. A model needing bands the chips lack is an error."""
+    from carmask.clouds.patches import select_bands
+    from training.clouds.evaluate import score
+
+    missing = [b for b in bands if b not in CHIP_BANDS]
+    if missing:
+        raise CloudDataError(f"the model needs {', '.join(missing)}; the chips have {', '.join(CHIP_BANDS)}")
+    maps = [predictor.probabilities(select_bands(c.image, bands, CHIP_BANDS)[None])[0].argmax(-1) for c in chips]
+    names = [c.name for c in chips]
+    return score(np.stack(maps).astype(np.uint8), np.stack([c.labels for c in chips]), names, names)

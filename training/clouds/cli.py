@@ -35,6 +35,8 @@ def evaluate_main(argv: list[str]) -> None:
     parser.add_argument("--splits", default="test", help="comma-separated from train, val, test (default: test)")
     parser.add_argument("--out", type=Path, help="report.json goes here (default: <checkpoint folder>/eval or ./eval)")
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
+    parser.add_argument("--chips", type=Path, help="score ukis-csmask's cross-sensor chips (<sensor>.npz in this "
+                        "folder) instead of L8 Biome splits; recorded as cross_sensor_chips")  # fmt: skip
     args = parser.parse_args(argv)
 
     from training.clouds.data import read_l8_biome
@@ -44,8 +46,7 @@ def evaluate_main(argv: list[str]) -> None:
 
     if args.record and args.model.suffix not in (".onnx", ".json"):
         parser.error("--record needs an exported model (.onnx or .json)")
-    splits = tuple(s for s in args.splits.split(",") if s)
-    patches = read_l8_biome(args.data_dir, splits)
+    splits = ("cross_sensor_chips",) if args.chips else tuple(s for s in args.splits.split(",") if s)
     if args.model.suffix in (".onnx", ".json"):
         from carmask.clouds.segmenter import PatchSegmenter
 
@@ -54,7 +55,12 @@ def evaluate_main(argv: list[str]) -> None:
     else:
         predictor = KerasPatchPredictor(args.model, run_normalisation(args.model.parent))
         bands = tuple(json.loads((args.model.parent / "config.json").read_text())["band_names"])
-    report, _ = evaluate_predictor(predictor, patches, bands)
+    if args.chips:
+        from training.clouds.chips import evaluate_on_chips, read_chips
+
+        report = evaluate_on_chips(predictor, read_chips(args.chips), bands)
+    else:
+        report, _ = evaluate_predictor(predictor, read_l8_biome(args.data_dir, splits), bands)
     report.update(model=str(args.model), splits=list(splits))
     out = args.out or (args.model.parent / "eval" if args.model.suffix == ".keras" else Path("eval"))
     out.mkdir(parents=True, exist_ok=True)
