@@ -124,75 +124,79 @@ def _band_indexes(model_bands: list[str], names: list[str], count: int) -> list[
 
 
 def _run(seg, src, target: Path, band_input: BandInput, indexes: list[int], tiling: Tiling, progress) -> dict:
-    h, w = src.height, src.width
-    rows, cols = tile_starts(h, tiling.tile, tiling.overlap), tile_starts(w, tiling.tile, tiling.overlap)
-    profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint8", "nodata": FILL,
-        "crs": src.crs, "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
-        "compress": "deflate", "BIGTIFF": "IF_SAFER",
-    }  # fmt: skip
-    partial = target.with_name(target.name + ".partial")
-    try:
-        return _write(seg, src, target, partial, profile, band_input, indexes, tiling, progress, rows, cols)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _write(seg, src, target, partial, profile, band_input, indexes, tiling, progress, rows, cols) -> dict:
+    """Strips of tile rows, top to bottom: read, classify tile by tile, blend, write what is final."""
     import rasterio
     from rasterio.windows import Window
 
     h, w = src.height, src.width
     classes = seg.manifest.output.classes
+    rows, cols = tile_starts(h, tiling.tile, tiling.overlap), tile_starts(w, tiling.tile, tiling.overlap)
     tile_h, tile_w = min(tiling.tile, h), min(tiling.tile, w)
-    weights = blend_weights(tile_h, tile_w, tiling.overlap)
-    counts = np.zeros(len(classes) + 1, np.int64)  # per class, then fill
-    # Probabilities x weight and the weight itself, for rows [top, top + tile_h) of the current strip.
-    acc = np.zeros((tile_h, w, len(classes)), np.float32)
-    wsum = np.zeros((tile_h, w), np.float32)
-    valid = np.zeros((tile_h, w), bool)
+    # The strip is read as the model's bands only, in the model's order: name them so.
     model_order = BandInput(band_input.sensor, tuple(seg.band_names), band_input.dn_scale, band_input.dn_add)
-    top = 0
-    with rasterio.open(partial, "w", **profile) as dst:
-        dst.write_colormap(1, {c["index"]: tuple(c["colour"]) for c in classes})
-        dst.update_tags(**{f"class_{c['index']}": c["name"] for c in classes}, fill=str(FILL))
-        for y in rows:
-            if y > top:  # rows [top, y) are final: no later strip reaches them
-                _flush(dst, acc, wsum, valid, top, y - top, counts)
-                acc, wsum, valid = _shift(acc, y - top), _shift(wsum, y - top), _shift(valid, y - top)
-                top = y
+    blender = StripBlender(tile_h, w, len(classes), blend_weights(tile_h, tile_w, tiling.overlap))
+    profile = {
+        "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint8", "nodata": FILL,
+        "crs": src.crs, "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "compress": "deflate", "BIGTIFF": "IF_SAFER",
+    }  # fmt: skip
+    partial = target.with_name(target.name + ".partial")  # renamed when complete: no half-written class maps
+    try:
+        with rasterio.open(partial, "w", **profile) as dst:
+            dst.write_colormap(1, {c["index"]: tuple(c["colour"]) for c in classes})
+            dst.update_tags(**{f"class_{c['index']}": c["name"] for c in classes}, fill=str(FILL))
+            for y in rows:
+                blender.advance_to(y, dst)
                 if progress:
                     progress(y)
-            raw = src.read(indexes, window=Window(0, y, w, tile_h))  # (bands, tile_h, w), the model's bands only
-            strip = seg.bands_of(np.moveaxis(raw, 0, -1), model_order, src.nodata)
-            for start in range(0, len(cols), tiling.batch):
-                xs = cols[start : start + tiling.batch]
-                tiles = np.stack([strip[:, x : x + tile_w] for x in xs])
-                prob = seg.probabilities(tiles)
-                ok = valid_pixels(tiles, seg.manifest.input.nodata)
-                for x, p, v in zip(xs, prob, ok, strict=True):
-                    acc[:, x : x + tile_w] += p * weights[..., None]
-                    wsum[:, x : x + tile_w] += weights
-                    valid[:, x : x + tile_w] |= v
-        _flush(dst, acc, wsum, valid, top, h - top, counts)
-        if progress:
-            progress(h)
-    os.replace(partial, target)
+                raw = src.read(indexes, window=Window(0, y, w, tile_h))  # (bands, tile_h, w)
+                strip = seg.bands_of(np.moveaxis(raw, 0, -1), model_order, src.nodata)
+                for start in range(0, len(cols), tiling.batch):
+                    xs = cols[start : start + tiling.batch]
+                    tiles = np.stack([strip[:, x : x + tile_w] for x in xs])
+                    valid = valid_pixels(tiles, seg.manifest.input.nodata)
+                    for x, prob, ok in zip(xs, seg.probabilities(tiles), valid, strict=True):
+                        blender.add(x, prob, ok)
+            blender.advance_to(h, dst)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    if progress:
+        progress(h)
     m = seg.manifest.output
-    return summary_of_counts(counts, m.class_names, m.groups)
+    return summary_of_counts(blender.counts, m.class_names, m.groups)
 
 
-def _shift(a: np.ndarray, n: int) -> np.ndarray:
-    """Rows n.. moved to the top, the rest zeroed: the next strip's overlap carried over."""
-    out = np.zeros_like(a)
-    out[: len(a) - n] = a[n:]
-    return out
+class StripBlender:
+    """Weighted class probabilities of the rows [top, top + height) that tiles still reach; rows above the next
+    strip's top are final: their class map is written and counted, the rest carried up."""
 
+    def __init__(self, height: int, width: int, classes: int, weights: np.ndarray):
+        self.weights, self.top = weights, 0
+        self.acc = np.zeros((height, width, classes), np.float32)  # sum of probability x weight
+        self.wsum = np.zeros((height, width), np.float32)
+        self.valid = np.zeros((height, width), bool)
+        self.counts = np.zeros(classes + 1, np.int64)  # per class, then fill
 
-def _flush(dst, acc, wsum, valid, top: int, n: int, counts: np.ndarray) -> None:
-    from rasterio.windows import Window
+    def add(self, x: int, prob: np.ndarray, valid: np.ndarray) -> None:
+        """One tile's probabilities (tile_h, tile_w, classes) at column x of the current strip."""
+        w = prob.shape[1]
+        self.acc[:, x : x + w] += prob * self.weights[..., None]
+        self.wsum[:, x : x + w] += self.weights
+        self.valid[:, x : x + w] |= valid
 
-    class_map = (acc[:n] / np.maximum(wsum[:n], 1e-6)[..., None]).argmax(axis=-1).astype(np.uint8)
-    class_map[~valid[:n]] = FILL
-    counts += class_counts(class_map, len(counts) - 1)
-    dst.write(class_map[None], window=Window(0, top, class_map.shape[1], n))
+    def advance_to(self, y: int, dst) -> None:
+        """Write rows [top, y) (no later tile reaches them) and move the strip's top to y."""
+        from rasterio.windows import Window
+
+        n = min(y - self.top, len(self.acc))
+        if n <= 0:
+            return
+        class_map = (self.acc[:n] / np.maximum(self.wsum[:n], 1e-6)[..., None]).argmax(axis=-1).astype(np.uint8)
+        class_map[~self.valid[:n]] = FILL
+        self.counts += class_counts(class_map, len(self.counts) - 1)
+        dst.write(class_map[None], window=Window(0, self.top, class_map.shape[1], n))
+        for a in (self.acc, self.wsum, self.valid):  # carry the rows the next strip overlaps
+            a[: len(a) - n] = a[n:]
+            a[len(a) - n :] = 0
+        self.top += n
