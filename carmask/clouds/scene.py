@@ -29,7 +29,7 @@ GDAL_CACHE_MB = 64
 class Tiling:
     tile: int = 0  # tile side in pixels; 0: the model's largest side, at most 512
     overlap: int | None = None  # pixels shared by neighbouring tiles; None: an eighth of the tile (64 of 512)
-    batch: int = 4  # tiles per model call
+    batch: int = 1  # tiles per model call (on CPU a batch is no faster, and holds batch x the activations)
 
     def __post_init__(self) -> None:
         if self.tile < 0 or (self.overlap or 0) < 0 or self.batch < 1:
