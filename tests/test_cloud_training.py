@@ -267,6 +267,17 @@ def test_train_export_serve_evaluate_and_predict_end_to_end(tmp_path, capsys):
     result = seg.classify(patch[:30, :30])  # not a multiple of 4: padded and cropped back
     assert result.class_map.shape == (30, 30)
 
+    twin = tmp_path / "twin"  # a second member: the same checkpoint in its own run folder
+    twin.mkdir()
+    for name in ("last.keras", "config.json", "state.json"):
+        (twin / name).write_bytes((run / name).read_bytes())
+    export_main(["--task", "clouds", str(run / "last.keras"), str(twin / "last.keras"), "--out-dir",
+                 str(tmp_path / "models"), "--name", "ensemble", "--max-side", "64"])  # fmt: skip
+    ensemble = PatchSegmenter(tmp_path / "models" / "ensemble.json", providers=["CPUExecutionProvider"])
+    alone, averaged = (s.classify(patch[:32, :32]).probabilities for s in (seg, ensemble))
+    np.testing.assert_allclose(averaged, alone, atol=1e-5)  # the mean of two equal members
+    assert len(ensemble.manifest.training["members"]) == 2 and ensemble.manifest.architecture["ensemble_of"] == 2
+
     evaluate_main(["--task", "clouds", str(manifest_path), "--data-dir", str(data), "--splits", "test",
                    "--out", str(tmp_path / "eval"), "--record"])  # fmt: skip
     report = json.loads((tmp_path / "eval" / "report.json").read_text())

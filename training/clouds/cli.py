@@ -83,13 +83,14 @@ def evaluate_main(argv: list[str]) -> None:
 def export_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="carmask-export --task clouds",
-        description="Export a cloud checkpoint to ONNX with a multi-class manifest (bands, classes, colours).",
+        description="Export a cloud checkpoint to ONNX with a multi-class manifest (bands, classes, colours). "
+        "Several checkpoints (same bands and normalisation) export as one graph averaging their probabilities.",
     )
-    parser.add_argument("checkpoint", type=Path, help="e.g. runs/clouds/last.keras")
+    parser.add_argument("checkpoint", type=Path, nargs="+", help="e.g. runs/clouds/last.keras")
     parser.add_argument("--out-dir", type=Path, default=Path("models"))
     parser.add_argument("--name", default="carmask-clouds")
     parser.add_argument("--version", default="1.0.0")
-    parser.add_argument("--run-dir", type=Path, help="run folder (default: the checkpoint's)")
+    parser.add_argument("--run-dir", type=Path, help="run folder of a single checkpoint (default: its folder)")
     parser.add_argument(
         "--max-side", type=int, default=512, help="largest patch side accepted (a 512x512 patch peaks at ~220 MB)"
     )
@@ -99,6 +100,8 @@ def export_main(argv: list[str]) -> None:
     from training.clouds.export import export_clouds
 
     aliases = tuple(a.strip() for a in args.aliases.split(",") if a.strip())
+    if args.run_dir and len(args.checkpoint) > 1:
+        parser.error("--run-dir is for a single checkpoint; an ensemble's members are read from their own folders")
     manifest = export_clouds(args.checkpoint, args.out_dir, args.name, args.version, args.run_dir,
                              max_side=args.max_side, aliases=aliases)  # fmt: skip
     print(f"wrote {manifest.model_path} and {manifest.path}")
