@@ -142,18 +142,26 @@ benchmark-peer: $(VENV)/.all-installed
 CLOUDS := ../shared/data/clouds/l8-biome
 train-clouds: $(VENV)/.all-installed
 	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds
-	$(BIN)/carmask-export --task clouds runs/clouds/last.keras --name carmask-clouds --version 1.0.0
+	$(BIN)/carmask-export --task clouds runs/clouds/last.keras --name carmask-clouds --version 1.0.0 \
+	    --aliases clouds-8band
 	$(BIN)/carmask-evaluate --task clouds models/carmask-clouds.onnx --data-dir $(CLOUDS) --splits test --record
 	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-cv --cross-validate \
 	    --train-splits train,val,test
 
 # The default cloud model (models/carmask-clouds-4band): blue, green, red, NIR of the same train+val patches,
-# with drawn clouds and shadows, haze, per-band and overall gain, and zoom standing in for other sensors.
-CLOUDS_4BAND := --bands 4 --global-gain 0.2 --haze=-0.03,0.08 --zoom 1.0 --synthetic-clouds 0.5
+# with drawn clouds and shadows, haze, per-band and overall gain, and zoom standing in for other sensors; two
+# runs (drawn clouds on half the crops for 30 epochs, on 70 % for 40) exported as one graph averaging them.
+CLOUDS_4BAND := --bands 4 --global-gain 0.2 --haze=-0.03,0.08 --zoom 1.0
 train-clouds-4band: $(VENV)/.all-installed
-	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-4band $(CLOUDS_4BAND)
-	$(BIN)/carmask-export --task clouds runs/clouds-4band/last.keras --name carmask-clouds-4band --version 1.0.0
+	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-4band-a $(CLOUDS_4BAND) \
+	    --synthetic-clouds 0.5
+	$(BIN)/carmask-train --task clouds --data-dir $(CLOUDS) --run-dir runs/clouds-4band-b $(CLOUDS_4BAND) \
+	    --synthetic-clouds 0.7 --epochs 40
+	$(BIN)/carmask-export --task clouds runs/clouds-4band-a/last.keras runs/clouds-4band-b/last.keras \
+	    --name carmask-clouds-4band --version 1.0.0 --aliases clouds
 	$(BIN)/carmask-evaluate --task clouds models/carmask-clouds-4band.onnx --data-dir $(CLOUDS) --splits test --record
+	if [ -d $(CHIPS) ]; then $(BIN)/carmask-evaluate --task clouds models/carmask-clouds-4band.onnx \
+	    --chips $(CHIPS) --record; fi
 
 # Ours against ukis-csmask and a brightness threshold on the held-out test patches and, when fetched, on
 # ukis-csmask's cross-sensor chips (CHIPS: a folder of its tests/testfiles/*.npz; installs the peer extra).
