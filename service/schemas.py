@@ -111,7 +111,7 @@ def errors(*statuses: int) -> dict[int | str, dict]:
         400: "empty upload, or a body that is not valid multipart",
         401: "missing or wrong API key (only when keys are configured)",
         404: "no such model (or path)",
-        413: "upload, photo or batch over its limit",
+        413: "upload, photo or batch over its limit, or a patch over the model's largest side (scenes: the CLI)",
         415: "not an accepted image (or, for multi-band models, patch) format",
         422: "corrupt photo, a patch whose bands or size do not fit the model, or a missing field or bad option",
         429: "over the API key's rate limit (Retry-After)",
