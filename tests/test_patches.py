@@ -15,12 +15,12 @@ from carmask.clouds.patches import (
     PatchTooLargeError,
     UnsupportedPatchError,
     check_size,
-    parse_band_names,
     read_patch,
     select_bands,
     valid_pixels,
 )
 from carmask.clouds.segmenter import PatchSegmenter, pad_to_multiple
+from carmask.clouds.sensors import BandInput
 from carmask.metrics import class_iou, confusion_matrix, merged_iou
 from carmask.rle import decode
 from tests.fixtures import CLOUD_BANDS, CLOUD_CLASSES, cloud_patch, make_cloud_model
@@ -96,7 +96,7 @@ def test_bands_are_picked_by_name_and_mismatches_say_what_was_expected():
         select_bands(patch[..., :3], CLOUD_BANDS, ["blue", "green", "red"])
     with pytest.raises(PatchError, match="repeat"):
         select_bands(patch[..., :2], ["blue"], ["blue", "blue"])
-    assert parse_band_names(" Blue, NIR ,") == ["blue", "nir"]
+    assert BandInput.parse(bands=" Blue, NIR ,").bands == ("blue", "nir")
 
 
 def test_sizes_and_fill():

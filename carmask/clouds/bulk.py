@@ -11,14 +11,13 @@ the table.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from carmask.files import output_path, write_atomic
+from carmask.clouds.cover import cover_csv
+from carmask.files import PATCH_FORMATS, output_path, write_atomic
 
 SCENE_COLUMNS = ("id", "path", "summary", "model", "version", "error")
 
@@ -43,7 +42,7 @@ class SceneActor:
         for ident, path in zip(batch["id"], batch["path"], strict=True):
             row = {"id": ident, "path": path, "model": self.seg.manifest.name, "version": self.seg.manifest.version}
             try:
-                target = output_path(Path(path), "geotiff", self.out_dir, self.root, {"geotiff": "_classes.tif"})
+                target = output_path(Path(path), "geotiff", self.out_dir, self.root, PATCH_FORMATS)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 summary = segment_scene(self.seg, path, target, self.band_input, self.tiling)
                 row.update(summary=json.dumps(summary), error="")
@@ -75,7 +74,7 @@ def run_scene_bulk(
         return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
 
     def is_done(path: Path) -> bool:
-        target = output_path(path, "geotiff", out_dir, root, {"geotiff": "_classes.tif"})
+        target = output_path(path, "geotiff", out_dir, root, PATCH_FORMATS)
         return target.is_file() and ident(path) in finished
 
     todo = [p for p in scenes if not is_done(p)]
@@ -114,13 +113,5 @@ def write_cover_csv(table_dir: Path, target: Path) -> None:
             latest[row["id"]] = row
     if not latest:
         return
-    lines = []
-    for row in sorted(latest.values(), key=lambda r: r["id"]):
-        summary = json.loads(row["summary"])
-        classes = summary.pop("classes")
-        lines.append({"patch": row["path"], **summary, **classes})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(lines[0]))
-    writer.writeheader()
-    writer.writerows(lines)
-    write_atomic(target, buf.getvalue().encode())
+    rows = [(r["path"], json.loads(r["summary"])) for r in sorted(latest.values(), key=lambda r: r["id"])]
+    write_atomic(target, cover_csv(rows))

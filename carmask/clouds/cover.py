@@ -7,6 +7,7 @@ count nowhere. The manifest names the classes and the groups; nothing here knows
 
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
@@ -69,3 +70,14 @@ def class_png(class_map: np.ndarray, colours: list[list[int]]) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG", compress_level=1)
     return buf.getvalue()
+
+
+def cover_csv(rows: list[tuple[str, dict]]) -> bytes:
+    """cover.csv: a row per (file, summary): its groups' shares, valid and fill pixels, each class's share."""
+    records = [{"patch": name, **{k: v for k, v in summary.items() if k != "classes"}, **summary["classes"]}
+               for name, summary in rows]  # fmt: skip
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue().encode()

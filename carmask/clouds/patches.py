@@ -109,27 +109,26 @@ def read_patch(source: bytes | str | os.PathLike, max_values: int = 64 * 2048 * 
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def parse_band_names(text: str | None) -> list[str] | None:
-    """'blue, green,RED' -> ['blue', 'green', 'red']; None or '' -> None."""
-    if not text:
-        return None
-    return [b.strip().lower() for b in text.split(",") if b.strip()]
-
-
-def select_bands(patch: np.ndarray, wanted: Sequence[str], have: Sequence[str] | None = None) -> np.ndarray:
-    """The `wanted` bands of `patch`, in the model's order. `have` names the patch's bands (default: `wanted`)."""
-    have = list(have) if have is not None else list(wanted)
-    if patch.shape[-1] != len(have):
+def band_indexes(wanted: Sequence[str], have: Sequence[str], count: int) -> list[int]:
+    """Where each of the `wanted` bands sits in a file of `count` bands named `have`; PatchError says what is wrong."""
+    have = list(have)
+    if count != len(have):
         named = "" if have == list(wanted) else " (as the bands given name them)"
-        raise PatchError(f"the patch has {patch.shape[-1]} bands; expected {len(have)}{named}: {', '.join(have)}")
+        raise PatchError(f"the patch has {count} bands; expected {len(have)}{named}: {', '.join(have)}")
     if len(set(have)) != len(have):
         raise PatchError(f"band names repeat: {', '.join(have)}")
     missing = [b for b in wanted if b not in have]
     if missing:
         raise PatchError(f"the model needs bands {', '.join(wanted)}; the patch lacks {', '.join(missing)}")
-    if list(have) == list(wanted):
+    return [have.index(b) for b in wanted]
+
+
+def select_bands(patch: np.ndarray, wanted: Sequence[str], have: Sequence[str] | None = None) -> np.ndarray:
+    """The `wanted` bands of `patch`, in the model's order. `have` names the patch's bands (default: `wanted`)."""
+    indexes = band_indexes(wanted, wanted if have is None else have, patch.shape[-1])
+    if indexes == list(range(patch.shape[-1])):
         return patch
-    return np.ascontiguousarray(patch[..., [have.index(b) for b in wanted]])
+    return np.ascontiguousarray(patch[..., indexes])
 
 
 def check_size(patch: np.ndarray, min_side: int, max_side: int) -> None:

@@ -10,15 +10,13 @@ An unreadable input, or one whose bands, values or size do not fit, is reported 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-from carmask.clouds.cover import class_png, class_rles, scene_summary
+from carmask.clouds.cover import class_png, class_rles, cover_csv, scene_summary
 from carmask.clouds.patches import PatchError, PatchTooLargeError
 from carmask.clouds.scene import Tiling, segment_scene
 from carmask.clouds.segmenter import PatchSegmenter
@@ -43,8 +41,7 @@ def predict_patches(
     if fmt is not None and fmt not in PATCH_FORMATS:
         raise ValueError(f"format {fmt!r} is for photo models; a multi-band model writes {sorted(PATCH_FORMATS)}")
     stats, rows = PredictStats(), []
-    if not isinstance(band_input, BandInput):
-        band_input = BandInput(bands=tuple(band_input) if band_input else None)
+    band_input = BandInput.of(band_input)
     for path in tqdm(patches, unit="file", disable=not progress):
         kind = fmt or ("mask" if path.suffix.lower() == ".npy" else "geotiff")
         target = output_path(path, kind, out_dir, root, PATCH_FORMATS)
@@ -57,15 +54,11 @@ def predict_patches(
             stats.failed[str(path)] = str(exc) or type(exc).__name__
             continue
         stats.written.append(target)
-        rows.append({"patch": str(path), **{k: v for k, v in summary.items() if k != "classes"}, **summary["classes"]})
+        rows.append((str(path), summary))
     if not rows:
         return stats, None
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
     csv_path = (out_dir or Path(patches[0]).parent) / "cover.csv"
-    write_atomic(csv_path, buf.getvalue().encode())
+    write_atomic(csv_path, cover_csv(rows))
     return stats, csv_path
 
 

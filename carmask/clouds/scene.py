@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from carmask.clouds.cover import FILL, class_counts, summary_of_counts
-from carmask.clouds.patches import PatchError, valid_pixels
+from carmask.clouds.patches import PatchError, band_indexes, valid_pixels
 from carmask.clouds.segmenter import PatchSegmenter
 from carmask.clouds.sensors import BandInput
 
@@ -105,22 +105,12 @@ def segment_scene(
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(source) as src:
             band_input = scene_band_input(seg.band_names, band_input, src.descriptions)
             names = band_input.names(src.count, seg.band_names)
-            indexes = _band_indexes(seg.band_names, names, src.count)
+            indexes = [i + 1 for i in band_indexes(seg.band_names, names, src.count)]  # rasterio's are 1-based
             if src.dtypes[0] not in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"):
                 raise PatchError(f"{source}: band type {src.dtypes[0]} is not a raster of values")
             return _run(seg, src, Path(target), band_input, indexes, tiling, progress)
     except RasterioIOError as exc:
         raise PatchError(f"{source}: not a readable GeoTIFF ({exc})") from None
-
-
-def _band_indexes(model_bands: list[str], names: list[str], count: int) -> list[int]:
-    """rasterio's 1-based indexes of the model's bands in a file whose bands are `names`."""
-    if len(names) != count:
-        raise PatchError(f"the scene has {count} bands; {len(names)} were named: {', '.join(names)}")
-    missing = [b for b in model_bands if b not in names]
-    if missing:
-        raise PatchError(f"the model needs bands {', '.join(model_bands)}; the scene lacks {', '.join(missing)}")
-    return [names.index(b) + 1 for b in model_bands]
 
 
 def _run(seg, src, target: Path, band_input: BandInput, indexes: list[int], tiling: Tiling, progress) -> dict:

@@ -90,8 +90,7 @@ class PatchSegmenter(ModelSession):
         self, raw: np.ndarray, band_input: BandInput | Sequence[str] | None, nodata: float | None = None
     ) -> np.ndarray:
         """(H, W, file bands) file values -> (H, W, model bands) physical values, range-checked."""
-        if not isinstance(band_input, BandInput):
-            band_input = BandInput(bands=tuple(band_input) if band_input else None)
+        band_input = BandInput.of(band_input)
         allowed = self.manifest.input.sensors
         if band_input.sensor and allowed and band_input.sensor.name not in allowed:
             raise PatchError(f"{self.manifest.name} takes sensors {', '.join(allowed)}, not {band_input.sensor.name}")

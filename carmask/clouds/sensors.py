@@ -132,6 +132,11 @@ class BandInput:
             raise PatchError(f"dn_add must be a finite number, got {dn_add}")
         return cls(preset, names, dn_scale, dn_add)
 
+    @classmethod
+    def of(cls, value: BandInput | Sequence[str] | None) -> BandInput:
+        """A BandInput as given, or one naming the file's bands (a plain list), or none (None)."""
+        return value if isinstance(value, BandInput) else cls(bands=tuple(value) if value else None)
+
     def names(self, count: int, model_bands: Sequence[str]) -> list[str]:
         """The file's bands, in its order."""
         if self.bands is not None:
