@@ -84,6 +84,7 @@ def _patch(seg: PatchSegmenter, path: Path, target: Path, fmt: str, band_input: 
     if fmt == "mask":
         body = class_png(result.class_map, [c["colour"] for c in m.output.classes])
     else:
-        body = json.dumps({"name": path.name, **summary, "rle": class_rles(result.class_map, m.output.class_names)})
-    write_atomic(target, body if isinstance(body, bytes) else body.encode())
+        rles = class_rles(result.class_map, m.output.class_names)
+        body = json.dumps({"name": path.name, **summary, "rle": rles}).encode()
+    write_atomic(target, body)
     return summary

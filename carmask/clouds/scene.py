@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def scene_band_input(names: list[str], band_input: BandInput, descriptions: tupl
     canonical = tuple(band_input.sensor.canonical(d) if band_input.sensor else d.lower() for d in descriptions)
     if not set(names) <= set(canonical):
         return band_input  # descriptions that are not band names: the stack rule decides
-    return BandInput(band_input.sensor, canonical, band_input.dn_scale, band_input.dn_add)
+    return replace(band_input, bands=canonical)
 
 
 def segment_scene(
@@ -106,8 +106,6 @@ def segment_scene(
             band_input = scene_band_input(seg.band_names, band_input, src.descriptions)
             names = band_input.names(src.count, seg.band_names)
             indexes = [i + 1 for i in band_indexes(seg.band_names, names, src.count)]  # rasterio's are 1-based
-            if src.dtypes[0] not in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"):
-                raise PatchError(f"{source}: band type {src.dtypes[0]} is not a raster of values")
             return _run(seg, src, Path(target), band_input, indexes, tiling, progress)
     except RasterioIOError as exc:
         raise PatchError(f"{source}: not a readable GeoTIFF ({exc})") from None
@@ -123,7 +121,7 @@ def _run(seg, src, target: Path, band_input: BandInput, indexes: list[int], tili
     rows, cols = tile_starts(h, tiling.tile, tiling.overlap), tile_starts(w, tiling.tile, tiling.overlap)
     tile_h, tile_w = min(tiling.tile, h), min(tiling.tile, w)
     # The strip is read as the model's bands only, in the model's order: name them so.
-    model_order = BandInput(band_input.sensor, tuple(seg.band_names), band_input.dn_scale, band_input.dn_add)
+    model_order = replace(band_input, bands=tuple(seg.band_names))
     blender = StripBlender(tile_h, w, len(classes), blend_weights(tile_h, tile_w, tiling.overlap))
     profile = {
         "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint8", "nodata": FILL,
@@ -141,12 +139,12 @@ def _run(seg, src, target: Path, band_input: BandInput, indexes: list[int], tili
                     progress(y)
                 raw = src.read(indexes, window=Window(0, y, w, tile_h))  # (bands, tile_h, w)
                 strip = seg.bands_of(np.moveaxis(raw, 0, -1), model_order, src.nodata)
+                valid = valid_pixels(strip, seg.manifest.input.nodata)  # once per strip, not per tile
                 for start in range(0, len(cols), tiling.batch):
                     xs = cols[start : start + tiling.batch]
                     tiles = np.stack([strip[:, x : x + tile_w] for x in xs])
-                    valid = valid_pixels(tiles, seg.manifest.input.nodata)
-                    for x, prob, ok in zip(xs, seg.probabilities(tiles), valid, strict=True):
-                        blender.add(x, prob, ok)
+                    for x, prob in zip(xs, seg.probabilities(tiles), strict=True):
+                        blender.add(x, prob, valid[:, x : x + tile_w])
             blender.advance_to(h, dst)
         os.replace(partial, target)
     finally:
