@@ -25,7 +25,8 @@ from carmask.files import PHOTO_SUFFIXES, expand_inputs, output_path, write_atom
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.manifest import load_manifest
 from carmask.outputs import mask_png, rle_record
-from carmask.preprocess import Fit, load_for_model, probabilities_to_mask
+from carmask.preprocess import Fit, load_for_model, threshold_u8
+from carmask.refine import QUALITIES
 
 SCENE_SUFFIXES = {".tif", ".tiff"}
 TABLE_COLUMNS = ("id", "path", "width", "height", "rle", "coverage", "model", "version", "error")
@@ -71,8 +72,11 @@ def decode_batch(batch: dict, fit: Fit) -> dict:
 class SegmentActor:
     """Ray actor: one ONNX session, reused for every batch it is given."""
 
-    def __init__(self, manifest: str, threads: int, write_masks: bool, out_dir: str | None, root: str | None):
+    def __init__(
+        self, manifest: str, threads: int, write_masks: bool, out_dir: str | None, root: str | None, quality: str
+    ):
         self.segmenter = Segmenter(manifest, providers=None, threads=threads)
+        self.quality = quality  # "fast" skips the learned refinement at the photo's resolution
         self.write_masks, self.out_dir = write_masks, Path(out_dir) if out_dir else None
         self.root = Path(root) if root else None
 
@@ -84,7 +88,7 @@ class SegmentActor:
         for i, prob in zip(ok, probs, strict=True):
             size = (int(batch["width"][i]), int(batch["height"][i]))
             content = self.segmenter.content(prob, size, m.threshold, pixels=batch["pixels"][i])
-            mask = probabilities_to_mask(content, size, m.threshold)
+            mask = threshold_u8(self.segmenter.at_photo(content, size, batch["path"][i], self.quality), m.threshold)
             record = rle_record(mask)
             rles[i], coverages[i] = record["rle"], record["coverage"]
             if self.write_masks:
@@ -113,8 +117,10 @@ def run_bulk(
     threads_per_actor: int = 0,
     write_masks: bool = True,
     write_table: bool = True,
+    quality: str = "best",
 ) -> dict:
-    """Segment `photos` on the Ray cluster `ray.init` connected to; returns counts."""
+    """Segment `photos` on the Ray cluster `ray.init` connected to; returns counts. `quality` "fast" skips
+    the learned refinement at the photo's resolution."""
     import ray
 
     model = load_manifest(manifest)
@@ -149,6 +155,7 @@ def run_bulk(
             "write_masks": write_masks,
             "out_dir": str(out_dir),
             "root": str(root) if root else None,
+            "quality": quality,
         },
         batch_size=batch_size,
         concurrency=actors,
@@ -181,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--no-masks", action="store_true", help="only the table")
     parser.add_argument("--no-table", action="store_true", help="only the masks")
+    parser.add_argument("--quality", choices=QUALITIES, default="best",
+                        help="photos: fast skips the learned refinement at the photo's resolution")  # fmt: skip
     scenes = parser.add_argument_group("multi-band models: GeoTIFF scenes, one per task, as carmask-predict")
     scenes.add_argument("--sensor", choices=SENSOR_NAMES, help="the scenes' sensor (bands and DN conversion)")
     scenes.add_argument("--bands", help="the scenes' bands in order, comma-separated")
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             args.threads_per_actor,
             not args.no_masks,
             not args.no_table,
+            args.quality,
         )
     finally:
         ray.shutdown()

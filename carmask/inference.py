@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from carmask.glass import Glass, NoGlassError
-from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo
+from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo, open_photo
 from carmask.manifest import Manifest
-from carmask.preprocess import Fit, load_for_model, photo_content, probabilities_to_mask, upsample_probabilities
-from carmask.session import ModelSession
+from carmask.preprocess import Fit, load_for_model, photo_content, threshold_u8, upsample_probabilities
+from carmask.refine import QUALITIES
+from carmask.refine.learned import EdgeRefiner
+from carmask.session import ModelSession, open_session
 from carmask.subject import Subject
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class Segmenter(ModelSession):
         super().__init__(manifest, providers, threads)
         self.flip_tta = flip_tta
         self.cars = cars  # "main" / "all" overrides the manifest's subject mode for every photo; None: the manifest's
+        spec = self.manifest.output.refinement.photo  # the learned stage at the photo's resolution, if any
+        self.refiner = None if spec is None else EdgeRefiner(
+            spec, open_session(self.manifest.beside(spec.file), providers, threads))  # fmt: skip
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -76,6 +81,18 @@ class Segmenter(ModelSession):
         guided by `pixels` (the model's input for this photo; None: not refined)."""
         refine = self.manifest.output.refinement
         return photo_content(prob, photo_size, threshold, self.fit, self.subject.with_mode(subject), refine, pixels)
+
+    def at_photo(self, content: np.ndarray, photo_size: tuple[int, int], source, quality: str = "best") -> np.ndarray:
+        """`content` (from `content()`) to uint8 probabilities at the photo's size, refined there by the
+        manifest's learned stage unless `quality` is "fast"; `source` (the photo's path or bytes) is decoded
+        again at the size the stage works at (a draft decode where the photo is larger)."""
+        if quality not in QUALITIES:
+            raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
+        prob_u8 = upsample_probabilities(content, photo_size)
+        if self.refiner is None or quality == "fast":
+            return prob_u8
+        image = open_photo(source, draft_size=self.refiner.spec.work_size(photo_size)).image
+        return self.refiner.at_photo(prob_u8, image)
 
     def glass_content(self, glass: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
         """A model-size glass output to the photo's content (the letterbox's padding cropped off), ready to
@@ -120,9 +137,11 @@ class Segmenter(ModelSession):
         max_pixels: int | None = None,
         seconds=None,
         glass: bool = False,
+        quality: str = "best",
     ) -> list:
         """One 0/1 mask at the photo's own size per source (path or bytes), or the decode error for that photo;
-        with `glass`, a (mask, glass probabilities as uint8) pair instead of the mask.
+        with `glass`, a (mask, glass probabilities as uint8) pair instead of the mask. `quality` "fast" skips
+        the learned refinement at the photo's resolution.
 
         `seconds`, a dict, gathers the time spent in "decode", "model" and "upsample".
         """
@@ -140,7 +159,8 @@ class Segmenter(ModelSession):
         t2 = time.perf_counter()
         thr = self.threshold if threshold is None else threshold
         for k, ((i, pixels, photo), prob) in enumerate(zip(loaded, probs, strict=True)):
-            results[i] = probabilities_to_mask(self.content(prob, photo.size, thr, pixels=pixels), photo.size, thr)
+            content = self.content(prob, photo.size, thr, pixels=pixels)
+            results[i] = threshold_u8(self.at_photo(content, photo.size, sources[i], quality), thr)
             if glass:
                 glass_u8 = upsample_probabilities(self.glass_content(glasses[k], photo.size), photo.size)
                 results[i] = (results[i], glass_u8)
@@ -149,9 +169,11 @@ class Segmenter(ModelSession):
                 seconds[key] = seconds.get(key, 0.0) + spent
         return results
 
-    def predict_masks(self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None):
+    def predict_masks(
+        self, sources: Sequence, threshold: float | None = None, max_pixels: int | None = None, quality: str = "best"
+    ):
         """Masks (0/1 uint8) at each photo's own size, for file paths or bytes; raises on a bad photo."""
-        results = self.segment_files(sources, threshold, max_pixels)
+        results = self.segment_files(sources, threshold, max_pixels, quality=quality)
         for result in results:
             if isinstance(result, Exception):
                 raise result

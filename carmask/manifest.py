@@ -17,7 +17,7 @@ from typing import Any
 
 from carmask.glass import Glass
 from carmask.preprocess import Fit, Normalisation
-from carmask.refine import Refine
+from carmask.refine import Refinement
 from carmask.subject import Subject
 
 
@@ -86,9 +86,10 @@ class OutputSpec:
     # Photo models: which marked regions the mask keeps, {"mode": "main" | "all", "join", "keep_ratio"}
     # (carmask.subject.Subject); empty keeps every region, as manifests that predate it did.
     subject: dict[str, Any] = field(default_factory=dict)
-    # Photo models: edge-aware refinement of the probabilities before upsampling, {"method": "guided",
-    # "radius", "eps"} (carmask.refine.Refine); empty leaves them as the network gives them.
-    refine: dict[str, Any] = field(default_factory=dict)
+    # Photo models: refinement along the car's outline, a list of stages (carmask.refine.Refinement): a
+    # guided filter at the model's resolution {"method": "guided", "radius", "eps"}, then a learned one at
+    # the photo's {"method": "learned", "file", "sha256", ...}; empty leaves the network's answer as it is.
+    refine: dict[str, Any] | list[dict[str, Any]] = field(default_factory=dict)
     # Photo models that mark the car's glass: the second ONNX output holding it, {"name", "threshold"}
     # (carmask.glass.Glass); empty: the model has no glass output.
     windows: dict[str, Any] = field(default_factory=dict)
@@ -107,8 +108,8 @@ class OutputSpec:
         return Subject(**self.subject)
 
     @property
-    def refinement(self) -> Refine:
-        return Refine(**self.refine)
+    def refinement(self) -> Refinement:
+        return Refinement.parse(self.refine)
 
     @property
     def glass(self) -> Glass:
@@ -136,8 +137,11 @@ class Manifest:
 
     @property
     def model_path(self) -> Path:
-        base = self.path.parent if self.path else Path(".")
-        return base / self.file
+        return self.beside(self.file)
+
+    def beside(self, name: str) -> Path:
+        """A file named relative to the manifest (the model, a refiner's graph)."""
+        return (self.path.parent if self.path else Path(".")) / name
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -173,12 +177,20 @@ def load_manifest(path: str | Path, verify: bool = True) -> Manifest:
         raise ManifestError(f"malformed manifest {path}: {exc}") from None
     if verify:
         model = manifest.model_path
-        if not model.is_file():
-            raise ManifestError(f"model file named by {path} not found: {model}")
-        actual = sha256_of(model)
-        if actual != manifest.sha256:
-            raise ManifestError(
-                f"sha256 of {model} is {actual}, but {path.name} says {manifest.sha256}: "
-                "the model file and its manifest do not belong together"
-            )
+        check_file(model, manifest.sha256, path)
+        refiner = manifest.output.refinement.photo
+        if refiner is not None:
+            check_file(manifest.beside(refiner.file), refiner.sha256, path)
     return manifest
+
+
+def check_file(model: Path, sha256: str, manifest_path: Path) -> None:
+    """ManifestError unless `model` exists and has the hash its manifest says."""
+    if not model.is_file():
+        raise ManifestError(f"model file named by {manifest_path} not found: {model}")
+    actual = sha256_of(model)
+    if actual != sha256:
+        raise ManifestError(
+            f"sha256 of {model} is {actual}, but {manifest_path.name} says {sha256}: "
+            "the model file and its manifest do not belong together"
+        )

@@ -39,6 +39,7 @@ from carmask.glass import NoGlassError, needs_glass, windows_mask
 from carmask.imaging import open_photo
 from carmask.inference import DEFAULT_MODEL, Segmenter
 from carmask.outputs import mask_png, overlay_jpeg, rle_record
+from carmask.refine import QUALITIES
 from carmask.subject import MODES as SUBJECT_MODES
 
 
@@ -81,9 +82,11 @@ def predict_paths(
     threshold: float | None = None,
     progress: bool = True,
     options: CutoutOptions | None = None,
+    quality: str = "best",
 ) -> PredictStats:
     """Segment `photos` and write one output each; failures are collected, never raised. `options` shape
-    cutouts (and name their files: _cutout.png, .webp or .jpg)."""
+    cutouts (and name their files: _cutout.png, .webp or .jpg); `quality` "fast" skips the learned
+    refinement at the photo's resolution."""
     stats = PredictStats()
     glass = needs_glass(segmenter.glass.present, fmt, options is not None and options.windows is not Windows.opaque)
     if glass and not segmenter.glass.present:
@@ -92,7 +95,7 @@ def predict_paths(
     suffixes = {**FORMATS, "cutout": "_cutout" + (options or CutoutOptions()).suffix}
     bar = tqdm(total=len(photos), unit="photo", disable=not progress)
     for batch in _batches(photos, batch_size):
-        results = segmenter.segment_files(batch, threshold, seconds=stats.seconds, glass=glass)
+        results = segmenter.segment_files(batch, threshold, seconds=stats.seconds, glass=glass, quality=quality)
         start = time.perf_counter()
         for path, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
@@ -134,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         choices=SUBJECT_MODES,
         help="main: the photo's car only; all: every car the model marks (default: the manifest's output.subject)",
     )
+    parser.add_argument(
+        "--quality", choices=QUALITIES, default="best",
+        help="best: the outline redrawn at the photo's resolution where the model has a learned refiner; fast: not",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
@@ -193,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         segmenter.cars = args.cars
         try:
             stats = predict_paths(
-                segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet, options
-            )
+                segmenter, photos, args.format, args.out, root, args.batch_size, args.threshold, not args.quiet,
+                options, args.quality,
+            )  # fmt: skip
         except NoGlassError as exc:
             parser.error(str(exc))
     print(f"{len(stats.written)} written, {len(stats.failed)} failed", file=sys.stderr)

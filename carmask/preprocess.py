@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from carmask.imaging import Photo, open_photo
-from carmask.refine import Refine
+from carmask.refine import Refine, Refinement
 from carmask.subject import Subject
 
 
@@ -110,11 +110,13 @@ def photo_content(
     threshold: float,
     fit: Fit,
     subject: Subject,
-    refine: Refine,
+    refine: Refine | Refinement,
     pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """The served post-processing at the model's size, one place for the service and for evaluation: the
-    letterbox's padding cropped off `prob` (and `pixels`, the model's input), the subject kept, then refined."""
+    letterbox's padding cropped off `prob` (and `pixels`, the model's input), the subject kept, then refined
+    at the model's resolution (a learned stage at the photo's comes after upsampling)."""
+    refine = refine.model if isinstance(refine, Refinement) else refine
     kept = subject.select(fit.content(prob, photo_size), threshold)
     return refine.apply(kept, None if pixels is None else fit.content(pixels, photo_size))
 

@@ -38,7 +38,7 @@ from service.auth import KeyAuth, load_key_hashes
 from service.errors import APIError, classify, install_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.pipeline import BatchFormat, Cars, MaskFormat, MaskSize
+from service.pipeline import BatchFormat, Cars, MaskFormat, MaskSize, Quality
 from service.registry import AnySegmenter, ModelRegistry
 from service.schemas import (
     BINARY,
@@ -72,6 +72,14 @@ CarsQuery = Annotated[
         description="which cars the mask covers: main (the photo's car: the largest one and what lies within reach "
         "of it; other cars and specks dropped) or all (every car the model sees); default: the model's manifest "
         "(output.subject)"
+    ),
+]
+QualityQuery = Annotated[
+    Quality,
+    Query(
+        description="best: the mask's outline redrawn at the photo's own resolution where the model has a learned "
+        "refiner (output.refine in GET /models), about 1-2 px sharper; fast: skips that stage (the model's "
+        "answer upsampled, as size=model and older models always are)"
     ),
 ]
 WindowsQuery = Annotated[
@@ -422,6 +430,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         dn_scale: DnScale = None,
         dn_add: DnAdd = None,
         cars: CarsQuery = None,
+        quality: QualityQuery = Quality.best,
         windows: WindowsQuery = Windows.opaque,
         shadow: ShadowQuery = Shadow.none,
         bg_color: BgColor = None,
@@ -445,7 +454,8 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         thr = seg.threshold if threshold is None else threshold
         request.state.photos = 1
         timings = request.state.timings
-        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings, cars, options)
+        args = (seg, file.filename or "photo", data, format, thr, size, settings.max_pixels, timings, cars, options,
+                quality)  # fmt: skip
         try:
             body, result = await admission.run(seg.manifest.name, 1, request.state.started, pipeline.segment_one, *args)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error by kind
@@ -496,6 +506,7 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         ] = MaskSize.original,
         model: ModelName = None,
         cars: CarsQuery = None,
+        quality: QualityQuery = Quality.best,
     ):
         seg = model_for(request, model)
         if isinstance(seg, PatchSegmenter):
@@ -517,7 +528,16 @@ def create_app(settings: ServiceSettings | None = None, segmenter: Segmenter | N
         def work():
             json_glass = format is BatchFormat.json and seg.glass.present  # a zip holds the car masks alone
             entries, results = pipeline.segment_many(
-                seg, uploads, thr, size, settings.max_pixels, settings.model_batch_size, timings, cars, json_glass
+                seg,
+                uploads,
+                thr,
+                size,
+                settings.max_pixels,
+                settings.model_batch_size,
+                timings,
+                cars,
+                json_glass,
+                quality,
             )
             errors_ = [e for e in entries if isinstance(e, dict)]
             with pipeline.Stopwatch(timings).stage("encode"):

@@ -28,7 +28,7 @@ class ServiceMetrics:
         )
         self.stage_seconds = Histogram(
             "carmask_stage_seconds",
-            "Time per request in each stage (decode, model, encode)",
+            "Time per request in each stage (decode, model, refine, encode)",
             ["model", "stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

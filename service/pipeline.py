@@ -49,6 +49,13 @@ class MaskSize(StrEnum):
     model = "model"
 
 
+class Quality(StrEnum):
+    """best: every refinement stage the model's manifest names; fast: none at the photo's resolution."""
+
+    best = "best"
+    fast = "fast"
+
+
 class Cars(StrEnum):
     """Which cars a photo's mask covers (carmask.subject): the photo's main car, or every car it shows."""
 
@@ -115,14 +122,21 @@ def to_mask(
     watch: Stopwatch,
     cars: Cars | None = None,
     glass: np.ndarray | None = None,
+    quality: Quality = Quality.best,
 ) -> Result:
     """`cars` None: the model's manifest says which cars the mask covers. `glass`: the model's glass output
-    for this photo, which adds the glass probabilities and windows mask to the result."""
+    for this photo, which adds the glass probabilities and windows mask to the result. A mask at the photo's
+    size is refined there as the manifest says, unless `quality` is fast; one at the model's size is not."""
     seg = prepared.segmenter
     with watch.stage("encode"):  # post-processing counts with the encoding of the answer
         prob = seg.content(prob, prepared.photo.size, threshold, cars, prepared.pixels)
         target = prob.shape[::-1] if size is MaskSize.model else prepared.photo.size
+    if size is MaskSize.model:
         prob_u8 = upsample_probabilities(prob, target)
+    else:
+        with watch.stage("refine"):
+            prob_u8 = seg.at_photo(prob, target, prepared.data, quality.value)
+    with watch.stage("encode"):
         mask = threshold_u8(prob_u8, threshold)
         result = Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
         if glass is not None:
@@ -153,13 +167,14 @@ def segment_one(
     timings: dict | None = None,
     cars: Cars | None = None,
     options: CutoutOptions | None = None,
+    quality: Quality = Quality.best,
 ) -> tuple[bytes | dict, Result]:
     """One photo to its response body (PNG bytes, or the RLE entry) and the mask; `options` shape a cutout."""
     watch = Stopwatch(timings)
     prepared = prepare(name, data, seg, max_pixels, watch)
     see_through = options is not None and options.windows is not Windows.opaque
     probs, glass = run_model(seg, [prepared], watch, needs_glass(seg.glass.present, fmt, see_through))
-    result = to_mask(prepared, probs[0], thr, size, watch, cars, None if glass is None else glass[0])
+    result = to_mask(prepared, probs[0], thr, size, watch, cars, None if glass is None else glass[0], quality)
     with watch.stage("encode"):
         if fmt is MaskFormat.rle:
             body = rle_entry(result)
@@ -184,6 +199,7 @@ def segment_many(
     timings: dict | None = None,
     cars: Cars | None = None,
     glass: bool = False,
+    quality: Quality = Quality.best,
 ) -> tuple[list[Result | dict], list[Result]]:
     """Decode all, run the model in batches, post-process; a bad photo fails alone (a dict entry). `glass`:
     add each photo's windows (the model must have a glass output)."""
@@ -203,7 +219,7 @@ def segment_many(
         chunk = prepared[start : start + batch_size]
         probs, glasses = run_model(seg, [p for _, p in chunk], watch, glass)
         for k, (i, p) in enumerate(chunk):
-            entries[i] = to_mask(p, probs[k], thr, size, watch, cars, None if glasses is None else glasses[k])
+            entries[i] = to_mask(p, probs[k], thr, size, watch, cars, None if glasses is None else glasses[k], quality)
             results.append(entries[i])
     return entries, results
 

@@ -12,6 +12,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the way
 
 from carmask.refine import METHODS as REFINE_METHODS
+from carmask.refine import QUALITIES
 from carmask.settings import add_arguments, from_namespace
 from carmask.subject import MODES as SUBJECT_MODES
 from training.config import ENV_PREFIX, HELP, TrainConfig
@@ -73,6 +74,10 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
     parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
     parser.add_argument(
+        "--quality", choices=QUALITIES, default="best",
+        help="original resolution: best runs the manifest's learned refinement at the photo's size, fast skips it",
+    )  # fmt: skip
+    parser.add_argument(
         "--subject",
         choices=SUBJECT_MODES,
         help="which marked regions the original-resolution mask keeps: main (the photo's car) or all "
@@ -126,6 +131,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         size,
         args.threshold,
         original_resolution=not args.no_original,
+        quality=args.quality,
         subject=args.subject,
         same_height=args.same_height,
         prefer_whole=args.prefer_whole,

@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carmask.metrics import bootstrap_interval, boundary_f_score, per_image_scores, top_edge_offset
-from carmask.preprocess import Fit, Normalisation, photo_content, probabilities_to_mask
+from carmask.preprocess import Fit, Normalisation, photo_content, probabilities_to_mask, threshold_u8
 from carmask.refine import Refine
 from carmask.subject import Subject
 from training.data.cache import load_arrays
@@ -93,6 +93,7 @@ class EvalConfig:
     threshold: float = 0.5
     batch_size: int = 16
     original_resolution: bool = True
+    quality: str = "best"  # "fast" skips an exported model's learned refinement at the photo's resolution
     loss: str = "bce_dice"
     subject: str | None = None  # "main" / "all"; None: the exported model's manifest says, a checkpoint keeps all
     same_height: float | None = None  # overrides the subject's same_height rule (None: as the manifest says)
@@ -163,7 +164,11 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
                 full = sample.load_label()
                 size = full.shape[::-1]
                 content = photo_content(prob[i], size, cfg.threshold, fit, subject, refine, images[batch][i])
-                mask = probabilities_to_mask(content, size, cfg.threshold)
+                if hasattr(predictor, "at_photo"):  # an exported model: refined at the photo's size as served
+                    prob_u8 = predictor.at_photo(content, size, sample.image_path, cfg.quality)
+                    mask = threshold_u8(prob_u8, cfg.threshold)
+                else:
+                    mask = probabilities_to_mask(content, size, cfg.threshold)
                 row.update(_scores(mask == 1, full, "original"))
                 row.update(_outline(mask == 1, full))
             rows.append(row)
