@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint weights train evaluate export benchmark benchmark-peer train-clouds benchmark-clouds \
-	container-test clean pseudo-labels train-photos train-glass train-clouds-4band benchmark-scene
+	container-test clean pseudo-labels train-photos train-glass train-clouds-4band benchmark-scene \
+	train-refiner benchmark-refine
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +115,16 @@ train-glass: weights
 	$(BIN)/carmask-glass train --trunk runs/v26/model.keras --manifest runs/v261/carmask-v2.json
 	$(BIN)/carmask-glass export runs/glass --manifest runs/v261/carmask-v2.json --version 2.7.0 --out models
 
+# The learned refinement at the photo's resolution (issue 26; models/README.md): the shipped car model's answers
+# for Carvana's training cars, DAVIS and DSMLR cached, tiles along their outlines at full resolution, the refiner
+# fitted (resumable), scored against the coarse answer and the full-resolution guided filter on the held-out sets,
+# and shipped beside the model (a second ONNX graph; the car graph unchanged).
+REFINER ?= runs/refine-unet8
+train-refiner: $(VENV)/.all-installed
+	$(BIN)/carmask-refiner train --design unet --width 8 --epochs 12 --learning-rate 0.01 --run-dir $(REFINER)
+	$(BIN)/carmask-refiner score $(REFINER) --guided --out $(REFINER)/score.json
+	$(BIN)/carmask-refiner export $(REFINER) --version 2.8.0 --metrics $(REFINER)/score.json
+
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed
 	$(BIN)/carmask-export runs/v2sz/best.keras --name carmask-v2 --version 2.6.1 --aspect-range 1.0 1.8 \
@@ -172,6 +183,9 @@ benchmark-clouds: $(VENV)/.all-installed
 	    --models models/carmask-clouds-4band.json models/carmask-clouds.json $$(test -d $(CHIPS) && echo --chips $(CHIPS))
 
 # A generated 6,000 x 6,000 four-band GeoTIFF through carmask-predict: peak RSS, time, georeferencing kept.
+benchmark-refine: $(VENV)/.all-installed
+	$(BIN)/python benchmarks/refine_latency.py
+
 benchmark-scene: $(VENV)/.all-installed
 	$(BIN)/python benchmarks/scene_memory.py --side 6000 --model models/carmask-clouds-4band.json
 

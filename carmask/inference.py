@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from carmask.glass import Glass, NoGlassError
 from carmask.imaging import ImageDecodeError, ImageTooLargeError, Photo, open_photo
@@ -84,15 +85,23 @@ class Segmenter(ModelSession):
 
     def at_photo(self, content: np.ndarray, photo_size: tuple[int, int], source, quality: str = "best") -> np.ndarray:
         """`content` (from `content()`) to uint8 probabilities at the photo's size, refined there by the
-        manifest's learned stage unless `quality` is "fast"; `source` (the photo's path or bytes) is decoded
-        again at the size the stage works at (a draft decode where the photo is larger)."""
+        manifest's learned stage unless `quality` is "fast". `source`: the photo's path or bytes (decoded again
+        at the size the stage works at, a draft decode where the photo is larger), or that decode itself."""
         if quality not in QUALITIES:
             raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
         prob_u8 = upsample_probabilities(content, photo_size)
-        if self.refiner is None or quality == "fast":
+        if not self.refines(quality):
             return prob_u8
-        image = open_photo(source, draft_size=self.refiner.spec.work_size(photo_size)).image
+        image = source if isinstance(source, Image.Image) else self.refine_image(source, photo_size)
         return self.refiner.at_photo(prob_u8, image)
+
+    def refines(self, quality: str = "best") -> bool:
+        """Whether a mask at the photo's size is refined there (a learned stage, and not quality=fast)."""
+        return self.refiner is not None and quality != "fast"
+
+    def refine_image(self, source, photo_size: tuple[int, int]) -> Image.Image:
+        """The photo decoded for the learned stage: at its own size up to the stage's max_side, else a draft."""
+        return open_photo(source, draft_size=self.refiner.spec.work_size(photo_size)).image
 
     def glass_content(self, glass: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
         """A model-size glass output to the photo's content (the letterbox's padding cropped off), ready to

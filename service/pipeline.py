@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from carmask import rle
 from carmask.cutout import CutoutOptions, Windows
@@ -72,6 +73,14 @@ class Prepared:
     pixels: np.ndarray  # (h, w, 3) uint8 at the model's size
     photo: Photo
     segmenter: Segmenter  # the model it is for: how the output comes back to the photo (letterbox, subject)
+    full: Image.Image | None = None  # the photo decoded at its own size, once something needed it
+
+    def full_image(self) -> Image.Image:
+        """The photo at its own size (its pixel count passed the limit at `prepare`), decoded once for the
+        refinement and the cutout alike."""
+        if self.full is None:
+            self.full = open_photo(self.data).image
+        return self.full
 
 
 @dataclass
@@ -135,7 +144,10 @@ def to_mask(
         prob_u8 = upsample_probabilities(prob, target)
     else:
         with watch.stage("refine"):
-            prob_u8 = seg.at_photo(prob, target, prepared.data, quality.value)
+            source = prepared.data
+            if seg.refines(quality.value) and seg.refiner.spec.work_size(target) == target:
+                source = prepared.full_image()  # the cutout reuses this decode
+            prob_u8 = seg.at_photo(prob, target, source, quality.value)
     with watch.stage("encode"):
         mask = threshold_u8(prob_u8, threshold)
         result = Result(prepared.name, mask, mask.shape[1], mask.shape[0], prob_u8)
@@ -145,13 +157,11 @@ def to_mask(
     return result
 
 
-def cutout(prepared: Prepared, result: Result, max_pixels: int, options: CutoutOptions | None = None) -> bytes:
+def cutout(prepared: Prepared, result: Result, options: CutoutOptions | None = None) -> bytes:
     """The cutout at the mask's size as `options` say; decodes the photo at full resolution."""
     if (result.width, result.height) == prepared.photo.size:
-        image = open_photo(prepared.data, max_pixels=max_pixels).image
+        image = prepared.full_image()
     else:
-        from PIL import Image
-
         image = Image.fromarray(resize_image(prepared.photo.image, (result.width, result.height)))
     return render_cutout(image, result.mask, options, result.glass)
 
@@ -179,7 +189,7 @@ def segment_one(
         if fmt is MaskFormat.rle:
             body = rle_entry(result)
         elif fmt is MaskFormat.cutout:
-            body = cutout(prepared, result, max_pixels, options)
+            body = cutout(prepared, result, options)
         elif fmt is MaskFormat.probabilities:
             body = probability_png(result.probabilities)
         elif fmt is MaskFormat.windows:

@@ -156,7 +156,7 @@ def test_every_consumer_refines_unless_quality_is_fast(refiner_manifest, tmp_pat
     [
         ({"sha256": "0" * 64}, "do not belong together"),
         ({"file": "missing.onnx"}, "not found"),
-        ({"margin": 2}, "malformed manifest"),  # less context than the band's radius
+        ({"margin": -1}, "malformed manifest"),
         ({"tile": 15}, "malformed manifest"),  # tile + 2 margin not a multiple of 4
         ({"radius": 0}, "malformed manifest"),
         ({"file": "refine.bin"}, "malformed manifest"),

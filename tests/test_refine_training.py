@@ -80,3 +80,12 @@ def test_the_refiner_trains_resumes_and_ships_beside_the_model(setup):
     truth = photo.load_label()
     coarse_band = band_mask(upsample_probabilities(np.where(fast == 1, 1.0, 0.0), fast.shape[::-1]), 4)
     assert best.shape == truth.shape and np.array_equal(best[~coarse_band], fast[~coarse_band])
+
+
+def test_cached_files_are_unique_per_photo_when_names_repeat_across_folders():
+    from types import SimpleNamespace
+
+    from training.refine.coarse import sample_key
+
+    frames = [SimpleNamespace(name="car-shadow/00000.jpg"), SimpleNamespace(name="drift-straight/00000.jpg")]
+    assert len({sample_key(f) for f in frames}) == 2 and sample_key(SimpleNamespace(name="x_01.jpg")) == "x_01"

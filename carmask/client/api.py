@@ -121,7 +121,7 @@ class CarmaskClient:
 
     def segment(self, photo: str | Path | bytes, format: str = "png", threshold: float | None = None, **kw) -> bytes:
         """One photo to the response body: PNG mask, RLE JSON bytes, cutout, or glass PNG (format=windows); `kw`,
-        more query parameters (model, size, cars, and the cutout options: windows, shadow, bg_color, crop,
+        more query parameters (model, size, cars, quality, and the cutout options: windows, shadow, bg_color, crop,
         crop_margin, output, decontaminate)."""
         params = {"format": format, **({"threshold": threshold} if threshold is not None else {}), **kw}
         return self._post("/segment", [("file", _photo(photo))], params).content

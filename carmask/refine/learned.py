@@ -44,9 +44,8 @@ class LearnedRefine:
                    "batch": self.batch}  # fmt: skip
         if any(not isinstance(v, int) or v < 1 for v in numbers.values()):
             raise ValueError(f"refine: {numbers} must be positive integers")
-        if (self.tile + 2 * self.margin) % 4 or self.margin < self.radius:
-            raise ValueError(f"refine: tile + 2 margin ({self.tile + 2 * self.margin}) must be a multiple of 4 "
-                             f"and margin ({self.margin}) at least the radius ({self.radius})")  # fmt: skip
+        if (self.tile + 2 * self.margin) % 4:
+            raise ValueError(f"refine: tile + 2 margin ({self.tile + 2 * self.margin}) must be a multiple of 4")
 
     def work_size(self, photo_size: tuple[int, int]) -> tuple[int, int]:
         """The size the photo is refined at: its own, or shrunk to `max_side`."""
@@ -77,6 +76,7 @@ class EdgeRefiner:
         self.input_name = session.get_inputs()[0].name
 
     def _corrections(self, x: np.ndarray) -> np.ndarray:
+        """(n, s, s, 4) float32 inputs -> (n, s, s) corrections, `batch` squares per call."""
         out = [self.session.run(None, {self.input_name: x[i : i + self.spec.batch]})[0]
                for i in range(0, len(x), self.spec.batch)]  # fmt: skip
         return np.concatenate(out)[..., 0]
@@ -90,17 +90,21 @@ class EdgeRefiner:
         corners = grid_tiles(band, spec.tile)
         if len(corners) == 0:
             return prob_u8
-        stacked = np.concatenate([rgb, prob_u8[..., None]], axis=-1)
-        side = spec.tile + 2 * spec.margin
-        x = tile_inputs(np.stack([crop(stacked, y - spec.margin, x - spec.margin, side) for y, x in corners]))
-        core = self._corrections(x)[:, spec.margin : spec.margin + spec.tile, spec.margin : spec.margin + spec.tile]
-        correction = np.zeros(prob_u8.shape, np.float32)
-        for (y, x), values in zip(corners, core, strict=True):
-            window = correction[y : y + spec.tile, x : x + spec.tile]
-            window[...] = values[: window.shape[0], : window.shape[1]]
-        logit = PRIOR_LOGIT[prob_u8[band]] + correction[band]
+        side, m, t = spec.tile + 2 * spec.margin, spec.margin, spec.tile
+        tiles = np.empty((len(corners), side, side, 4), np.uint8)  # RGB and probability, stacked per tile only
+        near = np.empty((len(corners), t, t), bool)
+        for i, (y, x) in enumerate(corners):
+            tiles[i, ..., :3] = crop(rgb, y - m, x - m, side)
+            tiles[i, ..., 3] = crop(prob_u8, y - m, x - m, side)
+            near[i] = crop(band, y, x, t)
+        correction = self._corrections(tile_inputs(tiles))[:, m : m + t, m : m + t]
+        coarse = tiles[:, m : m + t, m : m + t, 3]
+        refined = 255.0 / (1.0 + np.exp(-(PRIOR_LOGIT[coarse] + correction)))
+        cores = np.where(near, np.clip(refined + 0.5, 0, 255).astype(np.uint8), coarse)
         out = prob_u8.copy()
-        out[band] = np.clip(255.0 / (1.0 + np.exp(-logit)) + 0.5, 0, 255).astype(np.uint8)
+        for (y, x), core in zip(corners, cores, strict=True):
+            window = out[y : y + t, x : x + t]  # a square at the photo's edge is cut to fit
+            window[...] = core[: window.shape[0], : window.shape[1]]
         return out
 
     def at_photo(self, prob_u8: np.ndarray, image) -> np.ndarray:

@@ -21,8 +21,13 @@ def cache_folder(root: Path, segmenter: Segmenter) -> Path:
     return Path(root) / segmenter.manifest.sha256[:12]
 
 
+def sample_key(sample) -> str:
+    """A file name for a sample, unique within its source (DAVIS names repeat across sequences: 00000.jpg)."""
+    return str(Path(sample.name).with_suffix("")).replace("/", "__")
+
+
 def coarse_path(folder: Path, sample) -> Path:
-    return folder / f"{Path(sample.name).stem}.npy"
+    return folder / f"{sample_key(sample)}.npy"
 
 
 def cache_coarse(segmenter: Segmenter, samples: list, folder: Path, batch: int = 8) -> Path:

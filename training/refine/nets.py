@@ -12,18 +12,23 @@ import keras
 from keras import layers, ops
 
 
+def _conv(x, width: int, name: str, kernel: int = 3, strides: int = 1):
+    """Convolution, batch normalisation (folded into the convolution in the exported graph), ReLU."""
+    x = layers.Conv2D(width, kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
+    return layers.ReLU(name=f"{name}_relu")(layers.BatchNormalization(name=f"{name}_bn")(x))
+
+
 def _sep(x, width: int, name: str, dilation: int = 1):
     x = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, name=f"{name}_dw")(x)
-    return layers.Conv2D(width, 1, activation="relu", name=f"{name}_pw")(x)
+    return _conv(x, width, f"{name}_pw", kernel=1)
 
 
 def unet_correction(x, width: int):
     """Full, half and quarter resolution: the photo's edge at full resolution, the car's shape around it
     from 4x coarser features (receptive field about 40 px); about 1,100 multiply-adds a pixel at width 8."""
-    full = layers.Conv2D(width, 3, padding="same", activation="relu", name="full_a")(x)
-    half = layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu", name="half_a")(full)
-    half = _sep(half, 2 * width, "half_b")
-    quarter = layers.Conv2D(3 * width, 3, strides=2, padding="same", activation="relu", name="quarter_a")(half)
+    full = _conv(x, width, "full_a")
+    half = _sep(_conv(full, 2 * width, "half_a", strides=2), 2 * width, "half_b")
+    quarter = _conv(half, 3 * width, "quarter_a", strides=2)
     quarter = _sep(quarter, 3 * width, "quarter_b", dilation=2)
     up = layers.UpSampling2D(2, interpolation="nearest", name="quarter_up")(quarter)
     half = _sep(layers.Concatenate(name="half_cat")([half, up]), 2 * width, "half_c")
@@ -32,16 +37,38 @@ def unet_correction(x, width: int):
     return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(out)
 
 
+def lite_correction(x, width: int):
+    """`unet_correction`'s shape with a leaner full resolution: the half-resolution context reaches it as 4
+    channels, and the last full-resolution layer is separable (about 700 multiply-adds a pixel at width 8)."""
+    full = _conv(x, width, "full_a")
+    half = _sep(_conv(full, 2 * width, "half_a", strides=2), 2 * width, "half_b")
+    quarter = _conv(half, 3 * width, "quarter_a", strides=2)
+    quarter = _sep(quarter, 3 * width, "quarter_b", dilation=2)
+    up = layers.UpSampling2D(2, interpolation="nearest", name="quarter_up")(quarter)
+    half = _sep(layers.Concatenate(name="half_cat")([half, up]), 2 * width, "half_c")
+    context = _conv(half, 4, "half_context", kernel=1)
+    up = layers.UpSampling2D(2, interpolation="nearest", name="half_up")(context)
+    out = _sep(layers.Concatenate(name="full_cat")([full, up]), width, "full_b")
+    return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(out)
+
+
 def flat_correction(x, width: int):
     """Full resolution only, three 3x3 convolutions (receptive field 7 px): snaps the edge to the photo's
     nearest one and no further; about 1,300 multiply-adds a pixel at width 12."""
-    h = layers.Conv2D(width, 3, padding="same", activation="relu", name="flat_a")(x)
-    h = layers.Conv2D(width, 3, padding="same", activation="relu", name="flat_b")(h)
-    h = _sep(h, width, "flat_c")
+    h = _sep(_conv(_conv(x, width, "flat_a"), width, "flat_b"), width, "flat_c")
     return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(h)
 
 
-DESIGNS = {"unet": unet_correction, "flat": flat_correction}
+def dilated_correction(x, width: int):
+    """Full resolution throughout, separable dilations 1, 2, 4, 8 (receptive field 35 px)."""
+    h = _conv(x, width, "dil_a")
+    for dilation in (1, 2, 4, 8):
+        h = _sep(h, width, f"dil{dilation}", dilation=dilation)
+    h = _sep(h, width, "dil_out")
+    return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(h)
+
+
+DESIGNS = {"unet": unet_correction, "lite": lite_correction, "flat": flat_correction, "dilated": dilated_correction}
 
 
 def build_refiner(design: str = "unet", width: int = 8) -> keras.Model:

@@ -19,7 +19,7 @@ from carmask.imaging import open_photo
 from carmask.preprocess import upsample_probabilities
 from carmask.refine.band import band_mask, crop
 from training.data.sources.base import IGNORE
-from training.refine.coarse import load_coarse
+from training.refine.coarse import load_coarse, sample_key
 
 
 def photo_tiles(
@@ -59,7 +59,7 @@ def cut_tiles(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Tiles of every sample (cut once, cached in `out_dir`): inputs, labels, and each tile's group."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [out_dir / f"{Path(s.name).stem}.npz" for s in samples]
+    files = [out_dir / f"{sample_key(s)}.npz" for s in samples]
     jobs = [
         (s, coarse_folder, f, radius, size, per_photo, seed + i)
         for i, (s, f) in enumerate(zip(samples, files, strict=True))
