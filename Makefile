@@ -121,9 +121,10 @@ train-glass: weights
 # and shipped beside the model (a second ONNX graph; the car graph unchanged).
 REFINER ?= runs/refine-unet8
 train-refiner: $(VENV)/.all-installed
-	$(BIN)/carmask-refiner train --design unet --width 8 --epochs 12 --learning-rate 0.01 --run-dir $(REFINER)
-	$(BIN)/carmask-refiner score $(REFINER) --guided --out $(REFINER)/score.json
-	$(BIN)/carmask-refiner export $(REFINER) --version 2.8.0 --metrics $(REFINER)/score.json
+	$(BIN)/carmask-refiner train --design unet --width 8 --epochs 10 --learning-rate 0.005 --run-dir $(REFINER)
+	$(BIN)/carmask-refiner score $(REFINER) --out $(REFINER)/score.json
+	$(BIN)/carmask-refiner export $(REFINER) --version 1.0.0 --name carmask-v2-studio --aliases studio \
+		--metrics $(REFINER)/score.json
 
 # Photos outside 1:1 to 1.8:1 (portraits, panoramas) are letterboxed, not squashed (the manifest's aspect_range).
 export: $(VENV)/.all-installed

@@ -78,7 +78,7 @@ QualityQuery = Annotated[
     Quality,
     Query(
         description="best: the mask's outline redrawn at the photo's own resolution where the model has a learned "
-        "refiner (output.refine in GET /models), about 1-2 px sharper; fast: skips that stage (the model's "
+        "refiner (`refines` in GET /models; output.refine in its manifest); fast: skips that stage (the model's "
         "answer upsampled, as size=model and older models always are)"
     ),
 ]

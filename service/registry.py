@@ -93,7 +93,7 @@ class ModelRegistry:
                 **(
                     {"bands": seg.band_names, "classes": seg.class_names, "sensors": seg.manifest.input.sensors}
                     if isinstance(seg, PatchSegmenter)
-                    else {"windows": seg.glass.present}
+                    else {"windows": seg.glass.present, "refines": seg.refiner is not None}
                 ),
             }
             for name, seg in self.segmenters.items()

@@ -42,6 +42,8 @@ class ModelInfo(BaseModel):
                                       "(empty: any whose stack holds the model's bands)")  # fmt: skip
     windows: bool | None = Field(None, description="photo models: whether it marks the car's glass (format=windows, "
                                  "see-through cutouts)")  # fmt: skip
+    refines: bool | None = Field(None, description="photo models: whether quality=best redraws the outline at the "
+                                 "photo's resolution (a learned stage in output.refine)")  # fmt: skip
 
 
 class ModelList(BaseModel):

@@ -89,3 +89,29 @@ def test_masks_the_car_in_ordinary_photos():
         label = photo.load_label()
         ious.append(per_image_scores(mask[None], (label == 1)[None], (label != IGNORE)[None])["iou"][0])
     assert np.mean(ious) > 0.9, ious
+
+
+STUDIO_MODEL = V2_MODEL.with_name("carmask-v2-studio.json")
+
+
+def test_the_studio_model_is_the_default_network_with_its_outline_refined_at_the_photo_size():
+    studio = load_manifest(STUDIO_MODEL)  # its refiner's graph checked by hash at load
+    default = load_manifest(V2_MODEL)
+    assert studio.sha256 == default.sha256 and studio.aliases == ["studio"]
+    stage = studio.output.refinement.photo
+    assert stage is not None and stage.radius == 8 and "refiner" in studio.training
+    image, truth = red_box_photo(960, 640)
+    data = encode(image, "PNG")
+    seg, plain = Segmenter(STUDIO_MODEL), Segmenter(V2_MODEL)
+    fast, best = seg.predict_masks([data], quality="fast")[0], seg.predict_masks([data])[0]
+    assert best.shape == truth.shape and np.array_equal(fast, plain.predict_masks([data])[0])  # fast: the default's
+    from carmask.preprocess import upsample_probabilities
+    from carmask.refine.band import band_mask
+
+    band = band_mask(upsample_probabilities(fast.astype(np.float32), fast.shape[::-1]), stage.radius)
+    assert np.array_equal(best[~band], fast[~band])  # only the band along the outline may change
+    with TestClient(create_app(ServiceSettings(model=V2_MODEL, models=[STUDIO_MODEL]))) as client:
+        listed = {m["name"]: m for m in client.get("/models").json()["models"]}
+        assert listed["carmask-v2-studio"]["refines"] and not listed["carmask-v2"]["refines"]
+        r = client.post("/segment?model=studio", files={"file": ("car.png", data, "image/png")})
+        assert r.status_code == 200 and r.headers["X-Model"] == "carmask-v2-studio"

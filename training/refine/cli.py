@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("export", help="write <out>/<model>-refine.onnx and the model's manifest with the stage")
     exp.add_argument("run_dir", type=Path, help="a `train` run (best.keras, config.json, history.json)")
     exp.add_argument("--model", type=Path, default=Path("models/carmask-v2.json"), help="the car model's manifest")
-    exp.add_argument("--version", required=True, help="the model's new version, e.g. 2.8.0")
+    exp.add_argument("--version", required=True, help="the new manifest's version, e.g. 2.8.0")
+    exp.add_argument("--name", help="a new model of this name beside the car model (default: the car model's)")
+    exp.add_argument("--aliases", help="the new model's other names, comma-separated")
     exp.add_argument("--out", type=Path, default=Path("models"))
     exp.add_argument("--metrics", type=Path, help="a `score --out` report whose summary goes into the manifest")
     _layout(exp)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.refine.export import export_refiner
 
     metrics = json.loads(args.metrics.read_text())["summary"] if args.metrics else None
+    aliases = args.aliases.split(",") if args.aliases else None
     manifest = export_refiner(args.run_dir, args.model, args.version, args.out, args.tile, args.margin,
-                              args.max_side, metrics)  # fmt: skip
+                              args.max_side, metrics, args.name, aliases)  # fmt: skip
     print(f"wrote {manifest.path} ({manifest.name} {manifest.version}, refine {manifest.output.refine})")
     return 0

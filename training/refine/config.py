@@ -22,8 +22,8 @@ class RefineConfig:
     radius: int = 8  # the band the refiner may change, px (also each tile's labelled region)
     crop: int = 64  # training tiles, px square (a multiple of 4)
     per_photo: int = 48  # tiles cut from each photo
-    epochs: int = 12
+    epochs: int = 10
     tiles_per_epoch: int = 16384
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     seed: int = 42

@@ -32,10 +32,11 @@ def stage_for(run_dir: Path, onnx_path: Path, tile: int, margin: int, max_side: 
 
 def export_refiner(
     run_dir: Path, manifest_path: Path, version: str, out_dir: Path, tile: int = 32, margin: int = 8,
-    max_side: int = 2048, metrics: dict | None = None,
+    max_side: int = 2048, metrics: dict | None = None, name: str | None = None, aliases: list[str] | None = None,
 ) -> Manifest:  # fmt: skip
-    """Write `<out>/<model>-refine.onnx` and `<out>/<model>.json` (the car model's manifest, `version`, with the
-    learned stage after its model-resolution stage). The car model's ONNX file must already be in `out_dir`."""
+    """Write `<out>/<name>-refine.onnx` and `<out>/<name>.json`: the car model's manifest (its ONNX file shared,
+    not copied; it must already be in `out_dir`) as `name` (default: the car model's own, replacing it) at
+    `version`, with the learned stage after its model-resolution stage."""
     import training.refine.nets  # noqa: F401 - the custom layers, before loading
 
     manifest = load_manifest(manifest_path)
@@ -44,7 +45,8 @@ def export_refiner(
         raise ValueError(f"{run_dir} learned to refine the model with sha256 {config.get('coarse_sha256')}, not "
                          f"{manifest.name}'s ({manifest.sha256}): retrain it on this model's answers")  # fmt: skip
     network = keras.models.load_model(run_dir / "best.keras", compile=False)
-    onnx_path = out_dir / f"{manifest.name}-refine.onnx"
+    name = name or manifest.name
+    onnx_path = out_dir / f"{name}-refine.onnx"
     difference = to_onnx(network, onnx_path)
     stage = stage_for(run_dir, onnx_path, tile, margin, max_side)
     data = manifest.to_dict()
@@ -52,8 +54,10 @@ def export_refiner(
     data["output"]["refine"] = [model_stage, {"method": "learned", **asdict(stage)}]
     history = json.loads((run_dir / "history.json").read_text())
     best = min(history, key=lambda h: h["val_loss"])
-    data.update(version=version, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    data.update(name=name, version=version, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 source_commit=source_commit())  # fmt: skip
+    if aliases is not None:
+        data["aliases"] = aliases
     data["architecture"]["refiner"] = {
         "design": config["design"], "width": config["width"], "parameters": network.count_params(),
         "onnx_vs_keras_max_abs_diff": difference, "input": "tiles (N, H, W, 4): RGB and coarse probability in [-1, 1]",
@@ -82,6 +86,6 @@ def export_refiner(
     }
     if metrics:
         data["metrics"]["refiner"] = metrics
-    path = out_dir / f"{manifest.name}.json"
+    path = out_dir / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return load_manifest(path)
