@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 from training.glass.config import GlassConfig
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    defaults = GlassConfig()
-    for f in fields(GlassConfig):
-        value = getattr(defaults, f.name)
-        kind = Path if isinstance(value, Path) else type(value)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=value, help=f"default: {value}")
+from training.options import add_options, from_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         "that model as one ONNX graph beside the car model's manifest, whose car output it must reproduce.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_config(sub.add_parser("train", help="k-fold validation, then the head that ships"))
+    add_options(sub.add_parser("train", help="k-fold validation, then the head that ships"), GlassConfig)
     exp = sub.add_parser("export", help="write <out>/<name>.onnx and .json: the car model with its windows output")
     exp.add_argument("run_dir", type=Path, help="a `carmask-glass train` run (model.keras, report.json)")
     exp.add_argument("--manifest", type=Path, default=Path("models/carmask-v2.json"), help="the car model's")
@@ -38,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from training.glass.train import run
 
-        config = GlassConfig(**{f.name: getattr(args, f.name) for f in fields(GlassConfig)})
+        config = from_options(args, GlassConfig)
         report = run(config)
         print(json.dumps({k: report[k] for k in ("data", "k_fold")}, indent=1))
         return 0

@@ -6,18 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import fields
 from pathlib import Path
 
+from training.options import add_options, from_options
 from training.refine.config import RefineConfig
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    defaults = RefineConfig()
-    for f in fields(RefineConfig):
-        value = getattr(defaults, f.name)
-        kind = Path if isinstance(value, Path) else type(value)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=value, help=f"default: {value}")
 
 
 def _layout(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         "gaining the stage.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_config(sub.add_parser("train", help="fit a refiner (a rerun resumes)"))
+    add_options(sub.add_parser("train", help="fit a refiner (a rerun resumes)"), RefineConfig)
     score = sub.add_parser("score", help="score refiners against the coarse answer on held-out photos")
     score.add_argument("runs", nargs="*", type=Path, help="`train` runs (best.keras)")
     score.add_argument("--guided", action="store_true", help="also the full-resolution guided filter")
     score.add_argument("--sets", default="carvana,user-photos,davis", help="which held-out sets")
     score.add_argument("--every", type=int, default=1, help="every n-th photo (quicker, rougher)")
+    score.add_argument("--user-photos-dir", type=Path, default=Path("../shared/data/cars-outside/user-photos"),
+                       help="user-photos (validation only: scored here, never trained on)")  # fmt: skip
     score.add_argument("--out", type=Path, help="write the per-photo rows and the summary here (JSON)")
     _layout(score)
-    _add_config(score)
+    add_options(score, RefineConfig)
     exp = sub.add_parser("export", help="write <out>/<model>-refine.onnx and the model's manifest with the stage")
     exp.add_argument("run_dir", type=Path, help="a `train` run (best.keras, config.json, history.json)")
     exp.add_argument("--model", type=Path, default=Path("models/carmask-v2.json"), help="the car model's manifest")
@@ -60,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from training.refine.train import train
 
-        train(RefineConfig(**{f.name: getattr(args, f.name) for f in fields(RefineConfig)}))
+        train(from_options(args, RefineConfig))
         return 0
     if args.command == "score":
         from training.refine.evaluate import score_main
 
-        config = RefineConfig(**{f.name: getattr(args, f.name) for f in fields(RefineConfig)})
+        config = from_options(args, RefineConfig)
         with tempfile.TemporaryDirectory() as tmp:
             report = score_main(config, args, Path(tmp))
         print(json.dumps(report["summary"], indent=1))

@@ -13,7 +13,6 @@ class RefineConfig:
     dsmlr_dir: Path = Path("../shared/data/cars-outside/dsmlr")
     davis_dir: Path = Path("../shared/data/cars-outside/davis")
     davis_val_sequences: str = "car-roundabout"  # held out, as the car model's training held it out
-    user_photos_dir: Path = Path("../shared/data/cars-outside/user-photos")  # scored only, never trained on
     sources: str = "carvana,davis,dsmlr"  # which of the three train the refiner (comma-separated)
     cache_dir: Path = Path(".cache/carmask/refine")  # coarse answers and tiles (rebuilt when missing)
     run_dir: Path = Path("runs/refine")

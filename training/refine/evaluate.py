@@ -86,7 +86,7 @@ def summarise(rows: dict[str, list[dict]], key: str = "dice") -> dict[str, dict]
     return out
 
 
-def held_out(config, sets: list[str], val_cars: set[str]) -> dict[str, list]:
+def held_out(config, sets: list[str], val_cars: set[str], user_photos_dir: Path) -> dict[str, list]:
     """The held-out photos of each named set: Carvana's validation cars, DAVIS's held-out sequences, user-photos."""
     from training.data.reader import read_carvana
     from training.data.sources.davis import read_davis
@@ -98,7 +98,7 @@ def held_out(config, sets: list[str], val_cars: set[str]) -> dict[str, list]:
         "davis": lambda: [
             f for f in read_davis(config.davis_dir) if sequence(f) in config.davis_val_sequences.split(",")
         ],
-        "user-photos": lambda: read_user_photos(config.user_photos_dir),
+        "user-photos": lambda: read_user_photos(user_photos_dir),
     }
     unknown = sorted(set(sets) - set(readers))
     if unknown:
@@ -129,7 +129,7 @@ def score_main(config, args, tmp: Path) -> dict:
     coarse_root = cache_folder(config.cache_dir / "coarse", segmenter)
     val_cars = set(segmenter.manifest.training.get("val_cars", []))
     report: dict = {"rows": {}, "summary": {}}
-    for name, photos in held_out(config, args.sets.split(","), val_cars).items():
+    for name, photos in held_out(config, args.sets.split(","), val_cars, args.user_photos_dir).items():
         photos = photos[:: args.every]
         cache_coarse(segmenter, photos, coarse_root / name)
         rows = score_refiners(candidates, photos, coarse_root / name)

@@ -37,30 +37,9 @@ def unet_correction(x, width: int):
     return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(out)
 
 
-def lite_correction(x, width: int):
-    """`unet_correction`'s shape with a leaner full resolution: the half-resolution context reaches it as 4
-    channels, and the last full-resolution layer is separable (about 700 multiply-adds a pixel at width 8)."""
-    full = _conv(x, width, "full_a")
-    half = _sep(_conv(full, 2 * width, "half_a", strides=2), 2 * width, "half_b")
-    quarter = _conv(half, 3 * width, "quarter_a", strides=2)
-    quarter = _sep(quarter, 3 * width, "quarter_b", dilation=2)
-    up = layers.UpSampling2D(2, interpolation="nearest", name="quarter_up")(quarter)
-    half = _sep(layers.Concatenate(name="half_cat")([half, up]), 2 * width, "half_c")
-    context = _conv(half, 4, "half_context", kernel=1)
-    up = layers.UpSampling2D(2, interpolation="nearest", name="half_up")(context)
-    out = _sep(layers.Concatenate(name="full_cat")([full, up]), width, "full_b")
-    return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(out)
-
-
-def flat_correction(x, width: int):
-    """Full resolution only, three 3x3 convolutions (receptive field 7 px): snaps the edge to the photo's
-    nearest one and no further; about 1,300 multiply-adds a pixel at width 12."""
-    h = _sep(_conv(_conv(x, width, "flat_a"), width, "flat_b"), width, "flat_c")
-    return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(h)
-
-
 def dilated_correction(x, width: int):
-    """Full resolution throughout, separable dilations 1, 2, 4, 8 (receptive field 35 px)."""
+    """Full resolution throughout, separable dilations 1, 2, 4, 8 (receptive field 35 px). Measured: it did not
+    learn (models/README.md); kept as the second candidate `carmask-refiner train --design` can name."""
     h = _conv(x, width, "dil_a")
     for dilation in (1, 2, 4, 8):
         h = _sep(h, width, f"dil{dilation}", dilation=dilation)
@@ -68,7 +47,7 @@ def dilated_correction(x, width: int):
     return layers.Conv2D(1, 1, name="correction", dtype="float32", kernel_initializer="zeros")(h)
 
 
-DESIGNS = {"unet": unet_correction, "lite": lite_correction, "flat": flat_correction, "dilated": dilated_correction}
+DESIGNS = {"unet": unet_correction, "dilated": dilated_correction}
 
 
 def build_refiner(design: str = "unet", width: int = 8) -> keras.Model:
