@@ -10,6 +10,7 @@ rebuilds its cache. Works for any sample with `image_path` and `load_label()`
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def load_arrays(
             return np.load(img_file), np.load(mask_file)
 
     jobs = [(s, fit) for s in samples]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: a worker forked from a process with running threads (TensorFlow's, onnxruntime's)
+    # can inherit a held lock and wait forever
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         results = list(tqdm(pool.map(_load_one, jobs, chunksize=8), total=len(jobs), desc="decode", leave=False))
     problems = [r for r in results if isinstance(r, str)]
     if problems:

@@ -9,6 +9,7 @@ photos already cut), then stacked.
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def cut_tiles(
         for i, (s, f) in enumerate(zip(samples, files, strict=True))
         if not f.is_file()
     ]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: a worker forked from a process with running threads (TensorFlow's, onnxruntime's)
+    # can inherit a held lock and wait forever
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         problems = [p for p in tqdm(pool.map(_cut_one, jobs, chunksize=4), total=len(jobs), desc="tiles") if p]
     if problems:
         raise RuntimeError(f"{len(problems)} photo(s) could not be cut:\n  " + "\n  ".join(problems[:20]))
