@@ -145,8 +145,10 @@ def to_mask(
     else:
         with watch.stage("refine"):
             source = prepared.data
-            if seg.refines(quality.value) and seg.refiner.spec.work_size(target) == target:
-                source = prepared.full_image()  # the cutout reuses this decode
+            if seg.refines(quality.value):
+                source = seg.refine_image(prepared.data, target)
+                if source.size == target:
+                    prepared.full = source  # the photo at its own size: the cutout reuses this decode
             prob_u8 = seg.at_photo(prob, target, source, quality.value)
     with watch.stage("encode"):
         mask = threshold_u8(prob_u8, threshold)

@@ -69,7 +69,7 @@ def grid_tiles(band: np.ndarray, tile: int) -> np.ndarray:
 
 
 class EdgeRefiner:
-    """The stage with its ONNX session (opened once). `run(x)`: (n, s, s, 4) inputs -> (n, s, s) corrections."""
+    """The stage with its ONNX session (opened once): `refine` at the working size, `at_photo` around it."""
 
     def __init__(self, spec: LearnedRefine, session):
         self.spec, self.session = spec, session

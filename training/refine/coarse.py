@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from carmask.inference import Segmenter
-from carmask.preprocess import load_for_model
+from carmask.preprocess import load_for_model, quantise
 
 
 def cache_folder(root: Path, segmenter: Segmenter) -> Path:
@@ -40,7 +40,7 @@ def cache_coarse(segmenter: Segmenter, samples: list, folder: Path, batch: int =
         probs = segmenter.probabilities(np.stack([pixels for pixels, _ in loaded]))
         for sample, (pixels, photo), prob in zip(chunk, loaded, probs, strict=True):
             content = segmenter.content(prob, photo.size, segmenter.threshold, pixels=pixels)
-            quantised = np.clip(content * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            quantised = quantise(content)
             tmp = coarse_path(folder, sample).with_suffix(".partial.npy")
             np.save(tmp, quantised)
             tmp.rename(coarse_path(folder, sample))

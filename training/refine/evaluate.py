@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from carmask.imaging import open_photo
-from carmask.metrics import bootstrap_interval, boundary_f_score, per_image_scores, top_edge_offset
-from carmask.preprocess import threshold_u8, upsample_probabilities
+from carmask.metrics import bootstrap_interval
+from carmask.preprocess import quantise, threshold_u8, upsample_probabilities
 from carmask.refine.guided import guided_filter
-from training.data.sources.base import IGNORE
+from training.evaluate import _outline, _scores
 from training.refine.coarse import load_coarse
 
 
@@ -35,17 +35,15 @@ class FullResGuided:
         grey = np.asarray(image.convert("L"), np.float32) * np.float32(1 / 255)
         prob = prob_u8.astype(np.float32) * np.float32(1 / 255)
         out = guided_filter(grey, prob, self.radius, self.eps)
-        return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return quantise(out)
 
 
 def scores(mask: np.ndarray, label: np.ndarray) -> dict[str, float]:
-    valid = label != IGNORE
-    s = per_image_scores(mask[None], (label == 1)[None], valid[None])
-    row = {"dice": float(s["dice"][0]), "iou": float(s["iou"][0])}
-    if valid.all():
-        row["bf2"] = boundary_f_score(mask, label == 1, 2)
-        row["top_edge"] = top_edge_offset(mask, label == 1)
-    return row
+    """Dice and IoU over the label's valid pixels; boundary F and top edge where it ignores none (else NaN)."""
+    pred = mask.astype(bool)
+    area, outline = _scores(pred, label, "original"), _outline(pred, label)
+    return {"dice": area["dice_original"], "iou": area["iou_original"], "bf2": outline["bf2_original"],
+            "top_edge": outline["top_edge_original"]}  # fmt: skip
 
 
 def score_refiners(candidates: dict, samples: list, coarse_folder, threshold: float = 0.5) -> dict[str, list[dict]]:
