@@ -10,7 +10,11 @@ and it touches neither side of the frame: a second whole view of a car at the sa
 and livery sheets, where the model may mark the second view only in part; a neighbour at the same distance
 on a lot is usually cut by the frame's side and still goes. With `prefer_whole` set, the main region is the
 largest one that neither side of the frame cuts, when it is at least that share of the largest one's area:
-a car passing close to the camera, cut by the frame, is not what the photo is of. Everything else is set
+a car passing close to the camera, cut by the frame, is not what the photo is of; and while the main car is
+whole, size alone keeps no region the frame's side cuts (a passing car as large as half the subject still
+goes). With `min_confidence` set, a photo whose main region's mean probability is below it has no car: an
+empty mask rather than the most car-like thing in a car-free photo (cars score 0.90-0.99, a painting or a
+plane the model half-believes 0.6-0.8). Everything else is set
 to probability 0. It works at the model's resolution, before upsampling, so it costs a fraction of a
 millisecond. The manifest's `output.subject` names it; a manifest without one keeps every region (`mode: all`).
 """
@@ -23,6 +27,7 @@ import cv2
 import numpy as np
 
 MODES = ("all", "main")
+RULES = ("same_height", "prefer_whole", "min_confidence")  # the optional rules of the "main" mode
 
 
 @dataclass(frozen=True)
@@ -32,13 +37,14 @@ class Subject:
     keep_ratio: float = 0.5  # regions at least this share of the main one's area stay wherever they lie
     same_height: float | None = None  # whole regions at least this share of the main one's box height stay
     prefer_whole: float | None = None  # the largest region away from the frame's sides is the main one if this big
+    min_confidence: float | None = None  # a main region less sure than this (mean probability) is no car at all
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"subject mode must be one of {MODES}, got {self.mode!r}")
         if not 0 <= self.join < 1 or not 0 < self.keep_ratio <= 1:
             raise ValueError(f"subject needs 0 <= join < 1 and 0 < keep_ratio <= 1, got {self.join}, {self.keep_ratio}")
-        for name in ("same_height", "prefer_whole"):
+        for name in RULES:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise ValueError(f"subject {name} must be in (0, 1] or null, got {value}")
@@ -53,18 +59,21 @@ class Subject:
             return prob
         # Labels alone, areas by bincount: half the time of OpenCV's WithStats variant at 320x320.
         count, labels = cv2.connectedComponents((prob > threshold).view(np.uint8), connectivity=8)
-        if count <= 2:  # background and at most one region: nothing to choose
+        if count == 1:  # no region at all
             return prob
         areas = np.bincount(labels.ravel(), minlength=count)[1:]
         main = 1 + int(np.argmax(areas))
         rules = self.same_height is not None or self.prefer_whole is not None
         height, whole = _extents(labels, count) if rules else (None, None)
-        largest = main
         if self.prefer_whole is not None:
             main = self._whole_main(areas, whole, main)
+        if not self._confident(prob, labels, main, areas[main - 1]):
+            return np.zeros_like(prob)  # no car: nothing for the refinement to grow back either
+        if count == 2:  # one region, and it is the car
+            return prob
         keep = np.zeros(count, bool)
         keep[1:] = areas >= self.keep_ratio * areas[main - 1]
-        if main != largest:  # a whole car won over cut ones: their size no longer keeps them
+        if self.prefer_whole is not None and whole[main]:  # a whole car: size alone keeps no cut region
             keep &= whole
         radius = round(self.join * max(prob.shape))
         near = (labels == main).view(np.uint8)
@@ -80,6 +89,12 @@ class Subject:
         out = prob.copy()
         out[~keep[labels]] = 0.0
         return out
+
+    def _confident(self, prob: np.ndarray, labels: np.ndarray, main: int, area: int) -> bool:
+        """Whether the main region is sure enough to be a car (always, without `min_confidence`)."""
+        if self.min_confidence is None:
+            return True
+        return float(prob[labels == main].sum()) >= self.min_confidence * area
 
     def _whole_main(self, areas: np.ndarray, whole: np.ndarray, main: int) -> int:
         """The largest region that no side of the frame cuts, if it is `prefer_whole` of the largest one's area:

@@ -80,6 +80,34 @@ def test_a_whole_car_is_the_subject_beside_a_larger_one_the_frame_cuts():
         Subject("main", prefer_whole=0)
 
 
+def test_size_alone_keeps_no_region_the_frame_cuts_beside_a_whole_car():
+    """A street frame: the subject whole, and a passing car the frame's side cuts, larger than keep_ratio of it."""
+    prob = blobs((30, 70, 10, 50), (40, 80, 70, 100))  # 40 x 40 whole, 40 x 30 at the right side (0.75 of it)
+    assert MAIN.select(prob, 0.5) is prob  # by size it stays
+    whole = Subject("main", 0.05, 0.5, prefer_whole=0.2)
+    out = whole.select(prob, 0.5)
+    assert (out[30:70, 10:50] == 0.9).all() and (out[40:80, 70:100] == 0).all()
+    inside = blobs((30, 70, 10, 50), (40, 80, 60, 90))  # the same second region whole: size keeps it
+    assert whole.select(inside, 0.5) is inside
+
+
+def test_a_photo_whose_main_region_is_unsure_has_no_car():
+    sure = Subject("main", 0.05, 0.5, min_confidence=0.8)
+    car = blobs((10, 60, 10, 60))  # one region at 0.9
+    assert sure.select(car, 0.5) is car
+    unsure = car.copy()
+    unsure[10:60, 10:60] = 0.7  # a painting the model half-believes: nothing is a car
+    out = sure.select(unsure, 0.5)
+    assert out.shape == unsure.shape and not out.any()
+    assert MAIN.select(unsure, 0.5) is unsure  # without the rule it stays
+    mixed = blobs((10, 60, 10, 60), (70, 90, 70, 90))
+    mixed[10:60, 10:60] = np.where(np.arange(50) % 2, 0.95, 0.6)  # mean 0.775 over the main region
+    assert not sure.select(mixed, 0.5).any()
+    assert (Subject("main", 0.05, 0.5, min_confidence=0.75).select(mixed, 0.5)[10:60, 10:60] > 0.5).all()
+    with pytest.raises(ValueError, match="min_confidence"):
+        Subject("main", min_confidence=1.5)
+
+
 def test_regions_are_found_at_the_threshold_asked_for():
     prob = blobs((10, 60, 10, 60), (80, 90, 80, 90))
     prob[80:90, 80:90] = 0.4  # below 0.5: not a region, left as is; above 0.3: a region, dropped

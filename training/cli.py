@@ -15,9 +15,25 @@ from carmask.refine import METHODS as REFINE_METHODS
 from carmask.refine import QUALITIES
 from carmask.settings import add_arguments, from_namespace
 from carmask.subject import MODES as SUBJECT_MODES
+from carmask.subject import RULES as SUBJECT_RULES
 from training.config import ENV_PREFIX, HELP, TrainConfig
 
 TASKS = ("cars", "clouds")
+
+
+RULE_HELP = {
+    "same_height": "also keep whole regions at least this share of the main car's height (second views on "
+    "brochure and livery sheets)",
+    "prefer_whole": "the largest region no side of the frame cuts is the main car when it is at least this share "
+    "of the largest region",
+    "min_confidence": "a photo whose main region's mean probability is below this has no car (an empty mask)",
+}
+
+
+def _subject_rule_flags(parser: argparse.ArgumentParser, lead: str) -> None:
+    """--same-height, --prefer-whole, --min-confidence: the optional rules of the main-subject selection."""
+    for rule in SUBJECT_RULES:
+        parser.add_argument(f"--{rule.replace('_', '-')}", type=float, help=lead + RULE_HELP[rule])
 
 
 def _task(argv: list[str] | None) -> tuple[str, list[str]]:
@@ -83,15 +99,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         help="which marked regions the original-resolution mask keeps: main (the photo's car) or all "
         "(default: the manifest's for an exported model, all for a checkpoint)",
     )
-    parser.add_argument(
-        "--same-height",
-        type=float,
-        help="try the subject rule that keeps whole regions this share of the main car's height (default: the "
-        "manifest's)",
-    )
-    parser.add_argument(
-        "--prefer-whole", type=float, help="try the subject rule that prefers a car the frame does not cut"
-    )
+    _subject_rule_flags(parser, "try the subject rule (default: the manifest's): ")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/carmask"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     parser.add_argument("--record", action="store_true", help="write the figures into the ONNX model's manifest")
@@ -133,8 +141,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         original_resolution=not args.no_original,
         quality=args.quality,
         subject=args.subject,
-        same_height=args.same_height,
-        prefer_whole=args.prefer_whole,
+        **{rule: getattr(args, rule) for rule in SUBJECT_RULES},
     )
     reports, extras = {}, {}
     for name in names:
@@ -186,18 +193,7 @@ def export_main(argv: list[str] | None = None) -> None:
         help="which marked regions served masks keep: main (the photo's car and what lies within reach of it; "
         "the default) or all (every car and speck the model marks)",
     )
-    parser.add_argument(
-        "--same-height",
-        type=float,
-        help="with --subject main: also keep whole regions at least this share of the main car's height "
-        "(second views on brochure and livery sheets; carmask.subject); default: off",
-    )
-    parser.add_argument(
-        "--prefer-whole",
-        type=float,
-        help="with --subject main: the largest region no side of the frame cuts is the main car when it is at "
-        "least this share of the largest region (carmask.subject); default: off",
-    )
+    _subject_rule_flags(parser, "with --subject main (carmask.subject; default: off): ")
     parser.add_argument(
         "--refine",
         choices=REFINE_METHODS,
@@ -228,8 +224,7 @@ def export_main(argv: list[str] | None = None) -> None:
         tolerance=args.tolerance,
         aspect_range=args.aspect_range,
         subject=args.subject,
-        same_height=args.same_height,
-        prefer_whole=args.prefer_whole,
+        rules={rule: getattr(args, rule) for rule in SUBJECT_RULES},
         refine=args.refine,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")

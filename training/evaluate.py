@@ -24,6 +24,7 @@ from tqdm import tqdm
 from carmask.metrics import bootstrap_interval, boundary_f_score, per_image_scores, top_edge_offset
 from carmask.preprocess import Fit, Normalisation, photo_content, probabilities_to_mask, threshold_u8
 from carmask.refine import Refine
+from carmask.subject import RULES as SUBJECT_RULES
 from carmask.subject import Subject
 from training.data.cache import load_arrays
 from training.data.sources import IGNORE
@@ -98,6 +99,7 @@ class EvalConfig:
     subject: str | None = None  # "main" / "all"; None: the exported model's manifest says, a checkpoint keeps all
     same_height: float | None = None  # overrides the subject's same_height rule (None: as the manifest says)
     prefer_whole: float | None = None  # likewise its prefer_whole rule
+    min_confidence: float | None = None  # likewise its min_confidence rule
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -141,7 +143,7 @@ def evaluate(predictor, samples: list, cfg: EvalConfig, cache_dir: Path | None =
     size = (cfg.image_size, cfg.image_size)
     fit = replace(predictor.fit, size=size) if hasattr(predictor, "fit") else Fit(size)
     subject = getattr(predictor, "subject", Subject()).with_mode(cfg.subject)
-    for rule in ("same_height", "prefer_whole"):
+    for rule in SUBJECT_RULES:
         if getattr(cfg, rule) is not None:
             subject = replace(subject, **{rule: getattr(cfg, rule)})
     manifest = getattr(predictor, "manifest", None)  # an exported model's refinement; a checkpoint has none

@@ -280,14 +280,14 @@ def export(
     tolerance: float = 1e-4,
     aspect_range: tuple[float, float] | None = None,
     subject: str | None = None,
-    same_height: float | None = None,
-    prefer_whole: float | None = None,
+    rules: dict[str, float | None] | None = None,
     refine: str = "guided",
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
 
     `subject` is the served masks' region selection (carmask.subject): "main" unless said otherwise, since a
-    photo sent to carmask is of one car. `refine` is the served probabilities' edge-aware refinement
+    photo sent to carmask is of one car, with the optional `rules` set (same_height, prefer_whole,
+    min_confidence; None or absent: off). `refine` is the served probabilities' edge-aware refinement
     (carmask.refine): "guided" (radius 2, eps 1e-3) unless said otherwise; "none" writes none.
     """
     model = keras.models.load_model(checkpoint, compile=False)
@@ -311,7 +311,7 @@ def export(
             subject={  # an unset rule is left out: the manifest says only what the selection does
                 k: v
                 for k, v in asdict(
-                    Subject(subject or "main", same_height=same_height, prefer_whole=prefer_whole)
+                    Subject(subject or "main", **{k: v for k, v in (rules or {}).items() if v is not None})
                 ).items()
                 if v is not None
             },
