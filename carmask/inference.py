@@ -40,11 +40,10 @@ class Segmenter(ModelSession):
         manifest: str | Path | Manifest = DEFAULT_MODEL,
         providers: Sequence[str] | None = None,
         threads: int = 0,
-        flip_tta: bool = False,
+        flip_tta: bool | None = None,
         cars: str | None = None,
     ):
-        super().__init__(manifest, providers, threads)
-        self.flip_tta = flip_tta
+        super().__init__(manifest, providers, threads, flip_tta)
         self.cars = cars  # "main" / "all" overrides the manifest's subject mode for every photo; None: the manifest's
         spec = self.manifest.output.refinement.photo  # the learned stage at the photo's resolution, if any
         self.refiner = None if spec is None else EdgeRefiner(

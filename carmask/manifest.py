@@ -47,6 +47,9 @@ class InputSpec:
     # Photo models: [low, high] photo aspects (width / height) squashed to the input; photos outside are
     # letterboxed to the nearest bound with the mean colour (carmask.preprocess.Fit). None: squash all.
     aspect_range: list[float] | None = None
+    # Test-time augmentation: the photo also runs mirrored left-right and the two answers are averaged
+    # (twice the model's time; a caller may turn it off or on for itself).
+    flip_tta: bool = False
 
     def __post_init__(self) -> None:
         if self.aspect_range is not None:

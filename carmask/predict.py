@@ -143,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
+    parser.add_argument(
+        "--flip-tta", action=argparse.BooleanOptionalAction,
+        help="average with the horizontally flipped photo (default: as the model's manifest says)",
+    )  # fmt: skip
     parser.add_argument("--providers", help="comma-separated onnxruntime providers (default: CUDA if present, CPU)")
     scene = parser.add_argument_group("multi-band models (clouds)")
     scene.add_argument("--bands", help="the files' bands in order, comma-separated, ours (blue) or the sensor's (B02) "

@@ -18,7 +18,10 @@ TASKS = tuple(SEGMENTERS)
 
 
 def open_segmenter(
-    manifest: str | Path | Manifest, providers: Sequence[str] | None = None, threads: int = 0, flip_tta: bool = False
+    manifest: str | Path | Manifest,
+    providers: Sequence[str] | None = None,
+    threads: int = 0,
+    flip_tta: bool | None = None,
 ) -> Segmenter | PatchSegmenter:
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     if manifest.task not in SEGMENTERS:

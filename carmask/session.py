@@ -52,8 +52,16 @@ def open_session(path: str | Path, providers: Sequence[str] | None = None, threa
 class ModelSession:
     """A manifest and its model's session, opened once: what every segmenter (photos, patches) builds on."""
 
-    def __init__(self, manifest: str | Path | Manifest, providers: Sequence[str] | None = None, threads: int = 0):
+    def __init__(
+        self,
+        manifest: str | Path | Manifest,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+        flip_tta: bool | None = None,
+    ):
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        # Mirrored test-time augmentation: as the manifest says, unless the caller says otherwise.
+        self.flip_tta = self.manifest.input.flip_tta if flip_tta is None else flip_tta
         self.session = open_session(self.manifest.model_path, providers, threads)
         self.provider = self.session.get_providers()[0]
         self.input_name = self.session.get_inputs()[0].name

@@ -90,6 +90,7 @@ class ModelRegistry:
                 "aliases": seg.manifest.aliases,
                 "default": name == self.default,
                 "provider": seg.provider,
+                "flip_tta": seg.flip_tta,
                 **(
                     {"bands": seg.band_names, "classes": seg.class_names, "sensors": seg.manifest.input.sensors}
                     if isinstance(seg, PatchSegmenter)

@@ -36,6 +36,8 @@ class ModelInfo(BaseModel):
     aliases: list[str] = Field(default_factory=list, description="other names ?model= accepts")
     default: bool
     provider: str
+    flip_tta: bool = Field(False, description="whether each photo also runs mirrored and the answers are averaged "
+                           "(the manifest's input.flip_tta, or the service's CARMASK_FLIP_TTA)")  # fmt: skip
     bands: list[str] | None = Field(None, description="multi-band models: the bands they take, in order")
     classes: list[str] | None = Field(None, description="multi-class models: the classes, by index")
     sensors: list[str] | None = Field(None, description="multi-band models: the sensor presets ?sensor= may name "

@@ -104,6 +104,8 @@ def test_exported_model_scores_like_the_checkpoint(trained):
     keras_report = json.loads((run / "eval" / "report.json").read_text())["sets"]["carvana"]
     assert manifest["metrics"]["carvana"]["dice_model"] == pytest.approx(keras_report["dice_model"])
     assert manifest["training"]["val_images"] == 3 and manifest["training"]["train_cars"] == 3
+    manifest["metrics"]["glass"] = {"iou": 0.5}  # another kind of figure, which --record must leave alone
+    (trained / "models" / "tiny.json").write_text(json.dumps(manifest))
     evaluate_main(
         [
             str(trained / "models" / "tiny.onnx"),
@@ -117,10 +119,14 @@ def test_exported_model_scores_like_the_checkpoint(trained):
             str(trained / "onnx-eval"),
             "--sets",
             "carvana",
+            "--record",
         ]
     )
     onnx_report = json.loads((trained / "onnx-eval" / "report.json").read_text())["sets"]["carvana"]
     assert onnx_report["dice_original"] == pytest.approx(keras_report["dice_original"], abs=1e-3)
+    recorded = json.loads((trained / "models" / "tiny.json").read_text())["metrics"]
+    assert recorded["carvana"]["dice_original"] == onnx_report["dice_original"]
+    assert recorded["glass"] == {"iou": 0.5}
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,11 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--image-size", type=int, help="model input side (default: the manifest's, or the run's training size)"
     )
-    parser.add_argument("--flip-tta", action="store_true", help="average with the horizontally flipped photo")
+    parser.add_argument(
+        "--flip-tta", action=argparse.BooleanOptionalAction,
+        help="average with the horizontally flipped photo (default: an exported model's manifest says; off for a "
+        "checkpoint)",
+    )  # fmt: skip
     parser.add_argument("--no-original", action="store_true", help="skip the original-resolution scores")
     parser.add_argument(
         "--quality", choices=QUALITIES, default="best",
@@ -146,7 +150,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     reports, extras = {}, {}
     for name in names:
         reports[name], extras[name] = evaluate(predictor, held_out_photos(run_cfg, carvana, name), cfg, args.cache_dir)
-        reports[name].update(model=str(args.model), flip_tta=args.flip_tta)
+        reports[name].update(model=str(args.model), flip_tta=bool(predictor.flip_tta))
     out = args.out or ((args.run_dir / "eval") if args.run_dir else Path("eval"))
     write_reports(reports, extras, out, cfg.threshold)
     print_summary(reports)
@@ -155,7 +159,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         from carmask.manifest import load_manifest
 
         manifest = load_manifest(args.model.with_suffix(".json"))
-        manifest.metrics = summary(reports)
+        manifest.metrics = {**manifest.metrics, **summary(reports)}  # figures of other kinds (glass) stay
         manifest.save(manifest.path)
         print(f"recorded the figures in {manifest.path}")
 
@@ -187,6 +191,10 @@ def export_main(argv: list[str] | None = None) -> None:
         help="photo aspects (width / height) squashed to the input; others are letterboxed to the nearest "
         "(default: squash every photo)",
     )
+    parser.add_argument(
+        "--flip-tta", action="store_true",
+        help="served with mirrored test-time augmentation (the manifest's input.flip_tta: twice the model's time)",
+    )  # fmt: skip
     parser.add_argument(
         "--subject",
         choices=SUBJECT_MODES,
@@ -226,6 +234,7 @@ def export_main(argv: list[str] | None = None) -> None:
         subject=args.subject,
         rules={rule: getattr(args, rule) for rule in SUBJECT_RULES},
         refine=args.refine,
+        flip_tta=args.flip_tta,
     )
     print(f"wrote {manifest.model_path} and {manifest.path}")
     print(f"  ONNX vs Keras max |diff| {manifest.architecture['onnx_vs_keras_max_abs_diff']:.2e}")

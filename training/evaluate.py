@@ -77,15 +77,16 @@ def run_image_size(run_dir: Path | None) -> int:
     return int(_run_config(run_dir).get("image_size", 256))
 
 
-def load_predictor(path: Path, flip_tta: bool = False, threads: int = 0, run_dir: Path | None = None):
-    """An ONNX model (its manifest says the normalisation) or a Keras checkpoint (its run's config says it)."""
+def load_predictor(path: Path, flip_tta: bool | None = None, threads: int = 0, run_dir: Path | None = None):
+    """An ONNX model (its manifest says the normalisation and, unless `flip_tta` is given, the test-time
+    augmentation) or a Keras checkpoint (its run's config says the normalisation; mirrored only if asked)."""
     if path.suffix in (".onnx", ".json"):
         from carmask.inference import Segmenter
 
         return Segmenter(
             path.with_suffix(".json"), providers=["CPUExecutionProvider"], threads=threads, flip_tta=flip_tta
         )
-    return KerasPredictor(path, run_normalisation(run_dir or path.parent), flip_tta=flip_tta)
+    return KerasPredictor(path, run_normalisation(run_dir or path.parent), flip_tta=bool(flip_tta))
 
 
 @dataclass

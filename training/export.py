@@ -282,13 +282,15 @@ def export(
     subject: str | None = None,
     rules: dict[str, float | None] | None = None,
     refine: str = "guided",
+    flip_tta: bool = False,
 ) -> Manifest:
     """Convert, verify, time, and write `<out_dir>/<name>.onnx` and `<name>.json`.
 
     `subject` is the served masks' region selection (carmask.subject): "main" unless said otherwise, since a
     photo sent to carmask is of one car, with the optional `rules` set (same_height, prefer_whole,
     min_confidence; None or absent: off). `refine` is the served probabilities' edge-aware refinement
-    (carmask.refine): "guided" (radius 2, eps 1e-3) unless said otherwise; "none" writes none.
+    (carmask.refine): "guided" (radius 2, eps 1e-3) unless said otherwise; "none" writes none. `flip_tta`:
+    every consumer also runs the photo mirrored and averages (the manifest's input.flip_tta).
     """
     model = keras.models.load_model(checkpoint, compile=False)
     run_dir = run_dir or checkpoint.parent
@@ -304,7 +306,11 @@ def export(
         arch["onnx_nearest_upsampling"] = f"Resize ({len(resized)} layers)"
     manifest = Manifest(
         **identity(name, version, onnx_path),
-        input=replace(run_input_spec(run_dir, image_size), aspect_range=list(aspect_range) if aspect_range else None),
+        input=replace(
+            run_input_spec(run_dir, image_size),
+            aspect_range=list(aspect_range) if aspect_range else None,
+            flip_tta=flip_tta,
+        ),
         output=OutputSpec(
             name=OUTPUT_NAME,
             activation="sigmoid",

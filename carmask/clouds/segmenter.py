@@ -57,13 +57,12 @@ class PatchSegmenter(ModelSession):
         manifest: str | Path | Manifest,
         providers: Sequence[str] | None = None,
         threads: int = 0,
-        flip_tta: bool = False,
+        flip_tta: bool | None = None,
     ):
         manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         if not manifest.input.bands or not manifest.output.classes:
             raise ManifestError(f"{manifest.path}: a multi-band model's manifest must list its bands and classes")
-        super().__init__(manifest, providers, threads)
-        self.flip_tta = flip_tta
+        super().__init__(manifest, providers, threads, flip_tta)
 
     @property
     def band_names(self) -> list[str]:
