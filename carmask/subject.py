@@ -28,6 +28,7 @@ import numpy as np
 
 MODES = ("all", "main")
 RULES = ("same_height", "prefer_whole", "min_confidence")  # the optional rules of the "main" mode
+SIDE_MARGIN = 0.01  # a region this close to the frame's left or right side (share of the width) is cut by it
 
 
 @dataclass(frozen=True)
@@ -116,4 +117,7 @@ def _extents(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     np.maximum.at(bottom, found, rows)
     np.minimum.at(left, found, cols)
     np.maximum.at(right, found, cols)
-    return bottom - top + 1, (left > 0) & (right < labels.shape[1] - 1)
+    # Cut by a side: within 1 % of the width of it (at least a pixel), since a network's answer fades in the
+    # outermost pixels and a car that runs out of the frame often stops a pixel or two short of its edge.
+    margin = max(1, round(SIDE_MARGIN * labels.shape[1]))
+    return bottom - top + 1, (left >= margin) & (right < labels.shape[1] - margin)

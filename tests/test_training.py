@@ -11,7 +11,7 @@ from carmask.preprocess import Normalisation
 from tests.fixtures import make_carvana
 from training.config import TrainConfig
 from training.data.augment import PRESETS
-from training.data.dataset import MixedBatches, SourceArrays
+from training.data.dataset import MixedBatches, SourceArrays, prefetched
 from training.train import run_training
 
 pytestmark = pytest.mark.slow
@@ -80,6 +80,10 @@ def test_same_seed_same_batches():
         batches.set_epoch(3)
     assert np.array_equal(a[0][0], b[0][0]) and np.array_equal(a[1][1], b[1][1])
     assert not np.array_equal(a[0][0], c[0][0])
+    ahead = list(prefetched(a))  # made on a second thread, one batch ahead: the same batches, in order
+    assert len(ahead) == len(a) == 3
+    for index, (x, y) in enumerate(ahead):
+        assert np.array_equal(x, a[index][0]) and np.array_equal(y, a[index][1])
 
 
 def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path, data):

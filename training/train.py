@@ -23,7 +23,7 @@ from carmask.preprocess import Normalisation
 from carmask.settings import to_jsonable
 from training.checkpoints import save_model, transfer_weights
 from training.config import TrainConfig
-from training.data.dataset import MixedBatches
+from training.data.dataset import MixedBatches, prefetched
 from training.data.mixture import ValidationSet, describe, training_sources, validation_sets
 from training.data.reader import read_carvana
 from training.data.sources import IGNORE
@@ -196,9 +196,9 @@ def run_training(cfg: TrainConfig) -> RunState:
 
         # Steps.
         losses = []
-        progress = tqdm(range(len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-        for index in progress:
-            x, y = batches[index]
+        progress = tqdm(prefetched(batches), total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                        leave=False)  # fmt: skip
+        for x, y in progress:
             loss = model.train_on_batch(x, y)
             losses.append(float(loss[0] if isinstance(loss, list | tuple) else loss))
             progress.set_postfix(loss=f"{np.mean(losses):.4f}")

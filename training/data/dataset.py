@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
@@ -107,3 +109,17 @@ class MixedBatches(keras.utils.PyDataset):
         x = self.normalisation.apply(np.stack([p[0] for p in pairs]))
         y = np.stack([p[1] for p in pairs]).astype(np.float32)[..., None]  # 255 marks ignored pixels
         return x, y
+
+
+def prefetched(batches: keras.utils.PyDataset) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The epoch's batches in order, each made on a second thread while the model trains on the one before
+    (augmentation and pasting run in NumPy and OpenCV, which let go of the GIL): the same batches as
+    `batches[i]`, since a batch is a function of (seed, epoch, index) alone."""
+    count = len(batches)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") as pool:
+        ahead = pool.submit(batches.__getitem__, 0) if count else None
+        for index in range(count):
+            batch = ahead.result()
+            if index + 1 < count:
+                ahead = pool.submit(batches.__getitem__, index + 1)
+            yield batch
