@@ -134,6 +134,7 @@ def test_exported_model_scores_like_the_checkpoint(trained):
     [
         "training.cli:train_main",
         "training.cli:evaluate_main",
+        "training.compare:main",
         "training.cli:export_main",
         "carmask.predict:main",
         "carmask.client.cli:main",
@@ -152,3 +153,32 @@ def test_every_command_has_useful_help(entry, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "usage:" in text and len(text) > 300
+
+
+def test_compare_pairs_photos_and_reports_the_difference(tmp_path, capsys):
+    from training.compare import compare, main
+
+    def report(carvana: list[float], user: list[float]) -> dict:
+        rows = lambda key, scores: [{"image": f"p{i}", key: s} for i, s in enumerate(scores)]  # noqa: E731
+        return {"sets": {
+            "carvana": {"per_image": rows("dice_original", carvana)},
+            "user_photos": {"per_image": rows("iou_original", user)},
+        }}  # fmt: skip
+
+    a = report([0.99, 0.98, 0.97], [0.90, 0.80, 0.70, 0.60])
+    b = report([0.99, 0.99, 0.97], [0.95, 0.85, 0.70, 0.50])
+    b["sets"]["user_photos"]["per_image"].append({"image": "only-in-b", "iou_original": 0.0})  # not paired
+    rows = compare(a["sets"], b["sets"])
+    assert rows["carvana"]["metric"] == "dice_original" and rows["user_photos"]["metric"] == "iou_original"
+    assert rows["carvana"]["better"] == 1 and rows["carvana"]["worse"] == 0
+    user = rows["user_photos"]
+    assert user["photos"] == 4 and (user["better"], user["worse"]) == (2, 1)
+    assert user["difference"] == pytest.approx(0.0) and user["a"] == pytest.approx(0.75)
+    low, high = user["interval"]
+    assert low < 0 < high
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    main([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert "user_photos" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "a.json"), str(tmp_path / "missing.json")])
