@@ -38,13 +38,21 @@ def input_size(spec: str) -> tuple[Path, int]:
     return Path(path), json.loads(manifest.read_text())["input"]["height"] if manifest.is_file() else 256
 
 
+def random_input(session: ort.InferenceSession, batch: int, side: int) -> np.ndarray:
+    """A random input of the session's layout: NHWC (ours: 3 channels or a patch model's bands last) or NCHW
+    (PyTorch exports such as rembg's u2netp: 3 channels first)."""
+    shape = session.get_inputs()[0].shape
+    if shape[1] == 3 and shape[-1] != 3:
+        return np.random.default_rng(0).random((batch, 3, side, side), dtype=np.float32)
+    return np.random.default_rng(0).random((batch, side, side, shape[-1]), dtype=np.float32)
+
+
 def latency(path: Path, batch: int, side: int = 256, threads: int = 0, runs: int = 50) -> float:
     # threads=0: onnxruntime's default, one per core (2 here), as the service runs it.
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    channels = session.get_inputs()[0].shape[-1]  # 3 for photo models, the band count for patch models
-    x = np.random.default_rng(0).random((batch, side, side, channels), dtype=np.float32)
+    x = random_input(session, batch, side)
     name = session.get_inputs()[0].name
     for _ in range(5):
         session.run(None, {name: x})
@@ -62,8 +70,7 @@ def paired(specs: list[str], rounds: int, block: int = 10) -> None:
     for spec in specs:
         path, side = input_size(spec)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        channels = session.get_inputs()[0].shape[-1]
-        x = np.random.default_rng(0).random((1, side, side, channels), dtype=np.float32)
+        x = random_input(session, 1, side)
         sessions.append(session)
         feeds.append({session.get_inputs()[0].name: x})
         for _ in range(20):
