@@ -38,6 +38,8 @@ def test_tiles_lie_along_the_coarse_outline_and_are_labelled_inside_the_band_onl
     segmenter = Segmenter(model, providers=CPU)
     samples = read_carvana(carvana)[:3]
     folder = cache_coarse(segmenter, samples, cache_folder(root / "coarse", segmenter) / "carvana")
+    mirrored = Segmenter(model, providers=CPU, flip_tta=True)  # other answers from the same file: apart
+    assert cache_folder(root / "coarse", mirrored) != cache_folder(root / "coarse", segmenter)
     mtimes = [p.stat().st_mtime_ns for p in sorted(folder.iterdir())]
     cache_coarse(segmenter, samples, folder)  # cached: nothing is recomputed
     assert [p.stat().st_mtime_ns for p in sorted(folder.iterdir())] == mtimes

@@ -2,7 +2,8 @@
 
 For each photo: the served post-processing's probabilities at the model's resolution (the letterbox's
 padding cropped off, the subject kept, the manifest's guided filter applied), as uint8 in one .npy file
-per photo under a folder named by the model's file hash, so a new model never reads another's answers.
+per photo under a folder named by the model's file hash and its test-time augmentation, so a model never
+reads another's answers.
 Resumable: photos already cached are skipped.
 """
 
@@ -18,7 +19,9 @@ from carmask.preprocess import load_for_model, quantise
 
 
 def cache_folder(root: Path, segmenter: Segmenter) -> Path:
-    return Path(root) / segmenter.manifest.sha256[:12]
+    """Named by the model file's hash, and "-flip" where the answers average the mirrored photo's (the
+    manifest's input.flip_tta): the same file gives other answers then."""
+    return Path(root) / (segmenter.manifest.sha256[:12] + ("-flip" if segmenter.flip_tta else ""))
 
 
 def sample_key(sample) -> str:
