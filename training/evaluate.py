@@ -231,9 +231,24 @@ def example_sheet(report: dict, extras: dict, path: Path, threshold: float, coun
     sheet.save(path)
 
 
+RECORDED = (*HEADLINE, "coverage_model", "iou_interval", "bf2_original", "top_edge_original")
+GROUP_RECORDED = ("images", "iou_original", "iou_interval", "bf2_original")
+
+
+def _known(row: dict, keys: tuple[str, ...]) -> dict:
+    """The keys of `row` that it has and that are not NaN (an outline with no clean label to measure on)."""
+    return {k: row[k] for k in keys if k in row and not (isinstance(row[k], float) and np.isnan(row[k]))}
+
+
 def summary(reports: dict[str, dict]) -> dict[str, dict]:
-    """The headline figures of each set, as a manifest records them."""
-    return {name: {k: r[k] for k in (*HEADLINE, "coverage_model") if k in r} for name, r in reports.items()}
+    """The headline figures of each set, as a manifest records them: the scores, their interval, the outline
+    measures, and user-photos' groups (web, phone, street)."""
+    out = {}
+    for name, report in reports.items():
+        out[name] = _known(report, RECORDED)
+        if name == "user_photos" and "per_group" in report:
+            out[name]["per_group"] = {g: _known(r, GROUP_RECORDED) for g, r in report["per_group"].items()}
+    return out
 
 
 def print_summary(reports: dict[str, dict]) -> None:
