@@ -97,12 +97,15 @@ pseudo-labels: $(VENV)/.all-installed
 # background) and the earlier sources.
 train-photos: weights
 	$(BIN)/carmask-weights from-onnx models/carmask-v2.json runs/v26/model.keras
-	$(BIN)/carmask-train --run-dir runs/v3up --init-from runs/v26/model.keras --freeze-batchnorm --epochs 4 \
+	$(BIN)/carmask-train --run-dir runs/v3c --init-from runs/v26/model.keras --freeze-batchnorm --epochs 3 \
 	    --learning-rate 3e-5 --min-learning-rate 1e-6 --image-size 320 --cache-size 320 --augment photos \
 	    --source-augment carvana:mild --upsampling bilinear --loss boundary_bce_dice --full-res-block subpixel \
 	    --decoder-widths 64,48,32,24,32 --stem-width 24 --pseudo-dir $(PSEUDO) \
-	    --sources carvana:0.35,composite:0.2,pseudo:0.2,dsmlr:0.12,davis:0.08,negatives:0.05 \
+	    --sources carvana:0.30,composite:0.12,pseudo:0.22,dsmlr:0.12,davis:0.12,negatives:0.12 \
 	    --composite-shadow 0.5 --composite-floor 0.4 --composite-studio 0.3
+	$(BIN)/carmask-weights average runs/v26/model.keras runs/v3c/last.keras runs/v3c-w50/model.keras --weight 0.5
+	$(BIN)/carmask-export runs/v3c-w50/model.keras --out-dir runs/v3c-w50 --name carmask-v2 --version 2.8.0-rc \
+	    --aspect-range 1.0 1.8 --same-height 0.8 --prefer-whole 0.25 --min-confidence 0.85 --flip-tta
 
 # The glass head (issue 27; models/README.md): on the shipped car network, frozen (its weights back from the
 # 2.6.1 ONNX file, which 2.7.0 keeps), k-fold over user-photos' window labels, then one head on all of them,

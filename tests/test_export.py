@@ -164,7 +164,8 @@ def test_an_exported_model_comes_back_from_onnx_and_fine_tunes_with_batchnorm_fi
         "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    manifest = export(tmp_path / "best.keras", tmp_path / "models", "tiny", "1.0.0")
+    manifest = export(tmp_path / "best.keras", tmp_path / "models", "tiny", "1.0.0", flip_tta=True)
+    assert manifest.input.flip_tta  # served mirrored too: the graph is compared as it is, not as served
 
     back = model_from_onnx(manifest.path)
     assert max_difference(back, manifest.path, 64) < 1e-4

@@ -154,7 +154,8 @@ def max_difference(model: keras.Model, manifest_path: Path, side: int, seed: int
 
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
-    segmenter = Segmenter(manifest_path, providers=["CPUExecutionProvider"])
+    # The graph itself, not as served: a manifest's mirrored pass would average in a flipped answer.
+    segmenter = Segmenter(manifest_path, providers=["CPUExecutionProvider"], flip_tta=False)
     x = segmenter.manifest.input.normalisation.apply(pixels)
     ours = keras.ops.convert_to_numpy(model.predict_on_batch(x))[..., 0]
     return float(np.abs(ours - segmenter.probabilities(pixels)).max())

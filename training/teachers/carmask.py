@@ -18,8 +18,9 @@ class CarmaskTeacher:
     def __init__(self, manifest: Path | None = None, threads: int = 0):
         from carmask.inference import DEFAULT_MODEL, Segmenter
 
-        self.segmenter = Segmenter(manifest or DEFAULT_MODEL, providers=["CPUExecutionProvider"], threads=threads)
-        self.segmenter.flip_tta = True
+        self.segmenter = Segmenter(
+            manifest or DEFAULT_MODEL, providers=["CPUExecutionProvider"], threads=threads, flip_tta=True
+        )
 
     def key(self) -> str:
         m = self.segmenter.manifest
