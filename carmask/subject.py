@@ -14,9 +14,9 @@ a car passing close to the camera, cut by the frame, is not what the photo is of
 whole, size alone keeps no region the frame's side cuts (a passing car as large as half the subject still
 goes). With `min_confidence` set, a photo whose main region's mean probability is below it has no car: an
 empty mask rather than the most car-like thing in a car-free photo (cars score 0.90-0.99, a painting or a
-plane the model half-believes 0.6-0.8). Everything else is set
-to probability 0. It works at the model's resolution, before upsampling, so it costs a fraction of a
-millisecond. The manifest's `output.subject` names it; a manifest without one keeps every region (`mode: all`).
+plane the model half-believes 0.6-0.8). Everything else is set to probability 0. It works at the model's
+resolution, before upsampling, so it costs a fraction of a millisecond. The manifest's `output.subject`
+names it; a manifest without one keeps every region (`mode: all`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class ServiceSettings(BaseSettings):
     # On CPU a batch of 4 runs as fast per photo as 16 and needs a third of the memory; GPUs want more.
     model_batch_size: int = Field(4, description="photos per model call in /segment/batch")
     flip_tta: bool | None = Field(
-        None, description="mirrored test-time augmentation for every model; empty: as each model's manifest says"
+        None, description="mirrored test-time augmentation for every model (true/false); unset: each manifest's"
     )
     max_upload_bytes: int = Field(20 * MB, description="largest photo accepted, in bytes")
     max_batch_bytes: int = Field(256 * MB, description="largest /segment/batch request, in bytes")
