@@ -164,8 +164,11 @@ def test_an_exported_model_comes_back_from_onnx_and_fine_tunes_with_batchnorm_fi
         "normalisation": {"scale": norm.scale, "mean": norm.mean, "std": norm.std},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    manifest = export(tmp_path / "best.keras", tmp_path / "models", "tiny", "1.0.0", flip_tta=True)
+    rules = {"prefer_whole": 0.25, "min_confidence": 0.85, "same_height": None}  # the last one off
+    manifest = export(tmp_path / "best.keras", tmp_path / "models", "tiny", "1.0.0", rules=rules, flip_tta=True)
     assert manifest.input.flip_tta  # served mirrored too: the graph is compared as it is, not as served
+    assert manifest.output.subject == {"mode": "main", "join": 0.0125, "keep_ratio": 0.5, "prefer_whole": 0.25,
+                                       "min_confidence": 0.85}  # fmt: skip
 
     back = model_from_onnx(manifest.path)
     assert max_difference(back, manifest.path, 64) < 1e-4
