@@ -129,12 +129,7 @@ class Segmenter(ModelSession):
             raise NoGlassError(f"{self.manifest.name} {self.manifest.version} has no glass output")
         names = [self.output_name, *([self.glass.name] if glass else [])]
         x = self.manifest.input.normalisation.apply(images)
-        if self.flip_tta:  # the photos and their mirror images in one call: 9 % less time than two on 2 cores
-            both = self._run(np.concatenate([x, x[:, :, ::-1]]), names)
-            n = len(x)
-            outs = [0.5 * (out[:n] + out[n:, :, ::-1]) for out in both]
-        else:
-            outs = self._run(x, names)
+        outs = self.mirrored(lambda v: self._run(v, names), x)
         return outs[0], (outs[1] if glass else None)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

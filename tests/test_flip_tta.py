@@ -65,3 +65,20 @@ def test_the_service_lists_it_and_its_setting_overrides_the_manifest(tmp_path):
 def test_an_older_manifest_without_it_runs_once(tmp_path):
     seg = Segmenter(make_red_model(tmp_path))
     assert seg.flip_tta is False and seg.manifest.input.flip_tta is False
+
+
+def test_a_cloud_model_averages_with_the_mirrored_patch_in_the_same_call(tmp_path):
+    from carmask.clouds.segmenter import PatchSegmenter
+    from tests.fixtures import cloud_patch, make_cloud_model
+
+    plain = PatchSegmenter(make_cloud_model(tmp_path))
+    mirrored = PatchSegmenter(make_cloud_model(tmp_path), flip_tta=True)
+    patch, classes = cloud_patch()
+    calls = []
+    run = mirrored._run
+    mirrored._run = lambda x: calls.append(len(x)) or run(x)
+    result = mirrored.classify(patch)
+    assert calls == [2]  # the patch and its mirror image, one call
+    expected = 0.5 * (plain.classify(patch).probabilities + plain.classify(patch[:, ::-1]).probabilities[:, ::-1])
+    assert np.allclose(result.probabilities, expected, atol=1e-6)
+    assert np.array_equal(result.class_map, classes)  # a per-pixel model: the mirror agrees

@@ -116,10 +116,7 @@ class PatchSegmenter(ModelSession):
         return patch_inputs(patches, spec.normalisation, spec.nodata)
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:
-        prob = self._run(x)
-        if self.flip_tta:
-            prob = 0.5 * (prob + self._run(np.ascontiguousarray(x[:, :, ::-1]))[:, :, ::-1])
-        return prob
+        return self.mirrored(lambda v: [self._run(v)], x)[0]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[1:3]
